@@ -1,0 +1,153 @@
+//! The resources Waggle's API server serves: the single table that routing,
+//! discovery and storage keys are derived from.
+
+/// Whether objects of a resource live in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+}
+
+/// One served resource (a REST collection), as discovery describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resource {
+    /// API group; "" is the core group (served under `/api`).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    /// The path segment: `pods`.
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub scope: Scope,
+    /// Subresources served: `status`, `scale`, `binding`, ...
+    pub subresources: &'static [&'static str],
+}
+
+impl Resource {
+    /// `v1` for the core group, `apps/v1` otherwise.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn namespaced(&self) -> bool {
+        self.scope == Scope::Namespaced
+    }
+
+    /// The verbs discovery lists for the main resource.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    }
+
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.contains(&name)
+    }
+}
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+macro_rules! resource {
+    ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal,
+     [$($short:literal),*], $categories:expr, $scope:ident, [$($sub:literal),*]) => {
+        Resource {
+            group: $group,
+            version: $version,
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            short_names: &[$($short),*],
+            categories: $categories,
+            scope: Scope::$scope,
+            subresources: &[$($sub),*],
+        }
+    };
+}
+
+/// Every served resource, grouped by API group in discovery order.
+pub static RESOURCES: &[Resource] = &[
+    resource!("", "v1", "Namespace", "namespaces", "namespace", ["ns"], NONE, Cluster, ["status", "finalize"]),
+    resource!("", "v1", "Pod", "pods", "pod", ["po"], ALL, Namespaced, ["status", "binding", "log", "exec", "portforward", "attach", "eviction", "ephemeralcontainers"]),
+    resource!("", "v1", "Service", "services", "service", ["svc"], ALL, Namespaced, ["status", "proxy"]),
+    resource!("", "v1", "Endpoints", "endpoints", "endpoints", ["ep"], NONE, Namespaced, []),
+    resource!("", "v1", "Node", "nodes", "node", ["no"], NONE, Cluster, ["status", "proxy"]),
+    resource!("", "v1", "ConfigMap", "configmaps", "configmap", ["cm"], NONE, Namespaced, []),
+    resource!("", "v1", "Secret", "secrets", "secret", [], NONE, Namespaced, []),
+    resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], NONE, Namespaced, ["token"]),
+    resource!("", "v1", "Event", "events", "event", ["ev"], NONE, Namespaced, []),
+    resource!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", ["rc"], ALL, Namespaced, ["status", "scale"]),
+    resource!("apps", "v1", "Deployment", "deployments", "deployment", ["deploy"], ALL, Namespaced, ["status", "scale"]),
+    resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", ["rs"], ALL, Namespaced, ["status", "scale"]),
+    resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", ["ds"], ALL, Namespaced, ["status"]),
+    resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", ["sts"], ALL, Namespaced, ["status", "scale"]),
+    resource!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", [], NONE, Namespaced, []),
+    resource!("batch", "v1", "Job", "jobs", "job", [], ALL, Namespaced, ["status"]),
+    resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", [], NONE, Namespaced, []),
+    resource!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", ["netpol"], NONE, Namespaced, []),
+    resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", [], NONE, Namespaced, []),
+];
+
+/// The resource served at `group`/`version`/`plural`.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource of an `apiVersion` + `kind` pair, as found in an object body.
+pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
+}
+
+/// The served API groups other than core, in discovery order, each with its versions.
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for resource in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
+        match groups.iter_mut().find(|(name, _)| *name == resource.group) {
+            Some((_, versions)) if !versions.contains(&resource.version) => versions.push(resource.version),
+            Some(_) => {}
+            None => groups.push((resource.group, vec![resource.version])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plural_is_unique_within_its_group_version() {
+        for (i, a) in RESOURCES.iter().enumerate() {
+            for b in &RESOURCES[i + 1..] {
+                assert!(
+                    !(a.group == b.group && a.version == b.version && a.plural == b.plural),
+                    "{} served twice",
+                    a.plural
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn finds_by_path_and_by_kind() {
+        assert_eq!(find("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(find_kind("v1", "Pod").unwrap().plural, "pods");
+        assert_eq!(find_kind("discovery.k8s.io/v1", "EndpointSlice").unwrap().plural, "endpointslices");
+        assert!(find("", "v1", "deployments").is_none());
+    }
+
+    #[test]
+    fn groups_are_listed_once_in_order() {
+        let names: Vec<_> = groups().into_iter().map(|(g, _)| g).collect();
+        assert_eq!(names, ["apps", "batch", "discovery.k8s.io", "networking.k8s.io", "coordination.k8s.io"]);
+    }
+}

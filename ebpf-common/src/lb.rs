@@ -1,0 +1,220 @@
+//! Service load-balancing maps: services → backend slots → backends.
+//!
+//! Layout (modelled on Cilium's lb4 maps): a service is one *master* entry with
+//! `backend_slot == 0`, whose value holds the backend count and flags, plus one entry
+//! per backend with `backend_slot = 1..=count`, whose value holds a backend id.
+//! Backends live in their own map keyed by id, so a backend shared by several
+//! service ports is stored once, and replacing one backend rewrites one slot.
+
+/// `ServiceKey*.protocol` values (IANA protocol numbers).
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_SCTP: u8 = 132;
+
+/// `ServiceKey*.scope`: which backends a lookup may choose from.
+/// The external scope holds the node-local backends of an `externalTrafficPolicy:
+/// Local` (or `internalTrafficPolicy: Local`) service; the internal scope holds all.
+pub const SCOPE_EXTERNAL: u8 = 0;
+pub const SCOPE_INTERNAL: u8 = 1;
+
+/// Key of the services maps. `backend_slot == 0` is the master entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ServiceKeyV4 {
+    /// Service address, network byte order (as in `sockaddr_in.sin_addr`).
+    pub address: u32,
+    /// Service port, network byte order. NodePort entries use the node port.
+    pub port: u16,
+    pub backend_slot: u16,
+    pub protocol: u8,
+    pub scope: u8,
+    pub _pad: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ServiceKeyV6 {
+    /// Service address, network byte order (as in `sockaddr_in6.sin6_addr`).
+    pub address: [u8; 16],
+    pub port: u16,
+    pub backend_slot: u16,
+    pub protocol: u8,
+    pub scope: u8,
+    pub _pad: [u8; 2],
+}
+
+/// `ServiceValue.flags`
+pub mod service_flags {
+    /// A ClusterIP (also set for the ClusterIP of NodePort/LoadBalancer services).
+    pub const CLUSTER_IP: u16 = 1 << 0;
+    /// A NodePort entry; `ServiceKey.address` is 0 (any node address) or loopback.
+    pub const NODE_PORT: u16 = 1 << 1;
+    pub const EXTERNAL_IP: u16 = 1 << 2;
+    pub const LOAD_BALANCER: u16 = 1 << 3;
+    /// `externalTrafficPolicy: Local`: external scope holds only node-local backends,
+    /// the client address is preserved, and a node with none drops.
+    pub const EXT_LOCAL: u16 = 1 << 4;
+    /// `internalTrafficPolicy: Local`.
+    pub const INT_LOCAL: u16 = 1 << 5;
+    /// `sessionAffinity: ClientIP`; timeout in `ServiceValue.affinity_timeout`.
+    pub const AFFINITY: u16 = 1 << 6;
+    /// Per-packet path picks backends from the Maglev table of `rev_nat_index`.
+    pub const MAGLEV: u16 = 1 << 7;
+    /// Both scopes exist for this service (an EXT_LOCAL/INT_LOCAL service).
+    pub const TWO_SCOPES: u16 = 1 << 8;
+    /// Only terminating endpoints are programmed (used because no ready one exists).
+    pub const TERMINATING_FALLBACK: u16 = 1 << 9;
+    /// Reachable at a loopback address (NodePort on 127.0.0.1 / ::1).
+    pub const LOOPBACK: u16 = 1 << 10;
+}
+
+/// Value of the services maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ServiceValue {
+    /// Backend id for a slot entry; 0 in the master entry.
+    pub backend_id: u32,
+    /// Number of backend slots (master entry only). 0 means "refuse at once".
+    pub count: u16,
+    /// Identifies the service port across maps (reverse NAT, affinity, Maglev, metrics).
+    pub rev_nat_index: u16,
+    pub flags: u16,
+    pub _pad: u16,
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds` (master entry only).
+    pub affinity_timeout: u32,
+}
+
+/// `Backend*.flags`
+pub mod backend_flags {
+    /// Ready endpoint (serving and not terminating).
+    pub const ACTIVE: u8 = 1 << 0;
+    /// Terminating endpoint that is still serving.
+    pub const TERMINATING: u8 = 1 << 1;
+    /// The backend runs on this node.
+    pub const LOCAL: u8 = 1 << 2;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct BackendV4 {
+    /// Network byte order.
+    pub address: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub protocol: u8,
+    pub flags: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct BackendV6 {
+    pub address: [u8; 16],
+    pub port: u16,
+    pub protocol: u8,
+    pub flags: u8,
+}
+
+/// Reverse NAT entry (keyed by `rev_nat_index` as u32): the service address that
+/// replies must appear to come from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RevNatV4 {
+    pub address: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RevNatV6 {
+    pub address: [u8; 16],
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Key of the socket-level reverse NAT map, so getpeername()/recvmsg() of a socket
+/// that socket-LB redirected report the service address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SockRevNatKeyV4 {
+    /// `bpf_get_socket_cookie()` of the client socket.
+    pub cookie: u64,
+    /// Backend address and port the socket was sent to (network order).
+    pub address: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SockRevNatKeyV6 {
+    pub cookie: u64,
+    pub address: [u8; 16],
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+/// Value of the socket reverse NAT maps: the service address and port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SockRevNatV4 {
+    pub address: u32,
+    pub port: u16,
+    pub rev_nat_index: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SockRevNatV6 {
+    pub address: [u8; 16],
+    pub port: u16,
+    pub rev_nat_index: u16,
+}
+
+/// `AffinityKey.kind`
+pub const AFFINITY_BY_NETNS: u8 = 0;
+pub const AFFINITY_BY_CLIENT_IP: u8 = 1;
+
+/// Session affinity key: socket LB keys by the client's network-namespace cookie,
+/// the per-packet path by client IP (IPv4 in the first 4 bytes of `client`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AffinityKey {
+    /// Netns cookie (as u64 little-endian bytes) or client address.
+    pub client: [u8; 16],
+    pub rev_nat_index: u16,
+    pub kind: u8,
+    pub _pad: [u8; 5],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AffinityValue {
+    pub backend_id: u32,
+    /// `bpf_ktime_get_boot_ns() / 1e9` at last use.
+    pub last_used_secs: u32,
+}
+
+/// Maglev lookup-table size per service (prime, as the Maglev paper requires).
+pub const MAGLEV_TABLE_SIZE: usize = 1021;
+
+/// Per-service Maglev table (keyed by `rev_nat_index` as u32): backend ids.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaglevTable {
+    pub backend_ids: [u32; MAGLEV_TABLE_SIZE],
+}
+
+/// Per-node settings the kernel programs read (array map, index 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NodeConfig {
+    /// Primary node IPv4 address (network order): the SNAT source for NodePort
+    /// traffic forwarded to a backend on another node.
+    pub node_address_v4: u32,
+    pub _pad: u32,
+    pub node_address_v6: [u8; 16],
+    /// Bit 0: socket LB enabled for host-namespace sockets.
+    pub flags: u32,
+    pub _pad2: u32,
+}

@@ -1,0 +1,37 @@
+//! Map names and sizes, shared so userspace can find pinned maps by name.
+//!
+//! Names carry a layout version; BPF object names are limited to 15 characters.
+
+/// Directory under the BPF filesystem where a proxy instance pins its maps.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/waggle";
+
+pub const SERVICES_V4: &str = "wg_svc4_v1";
+pub const SERVICES_V6: &str = "wg_svc6_v1";
+pub const BACKENDS_V4: &str = "wg_be4_v1";
+pub const BACKENDS_V6: &str = "wg_be6_v1";
+pub const REV_NAT_V4: &str = "wg_rnat4_v1";
+pub const REV_NAT_V6: &str = "wg_rnat6_v1";
+/// Socket-LB reverse translation: socket cookie → original service address.
+pub const SOCK_REV_NAT_V4: &str = "wg_srnat4_v1";
+pub const SOCK_REV_NAT_V6: &str = "wg_srnat6_v1";
+pub const AFFINITY: &str = "wg_affin_v1";
+pub const MAGLEV: &str = "wg_maglev_v1";
+pub const CONNTRACK_V4: &str = "wg_ct4_v1";
+pub const CONNTRACK_V6: &str = "wg_ct6_v1";
+pub const DROPS: &str = "wg_drops_v1";
+pub const SERVICE_METRICS: &str = "wg_svcm_v1";
+/// Per-node configuration (node addresses for NodePort, flags): [`crate::lb::NodeConfig`].
+pub const NODE_CONFIG: &str = "wg_nodecfg_v1";
+/// Local node addresses on which NodePorts answer (IPv4, network order) → 1.
+pub const NODE_ADDRS_V4: &str = "wg_naddr4_v1";
+pub const NODE_ADDRS_V6: &str = "wg_naddr6_v1";
+
+pub const MAX_SERVICES: u32 = 65_536;
+pub const MAX_BACKENDS: u32 = 65_536;
+pub const MAX_REV_NAT: u32 = 65_536;
+pub const MAX_AFFINITY: u32 = 65_536;
+pub const MAX_CONNTRACK: u32 = 262_144;
+pub const MAX_SOCK_REV_NAT: u32 = 262_144;
+pub const MAX_NODE_ADDRS: u32 = 256;
+/// Services that have a Maglev table (only those reachable by the per-packet path).
+pub const MAX_MAGLEV_SERVICES: u32 = 4_096;
