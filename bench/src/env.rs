@@ -1,0 +1,188 @@
+//! The benchmark's stage: a one-node test bed with a client pod and an nginx pod,
+//! pinned to separate CPUs, and the per-run hygiene from `benchmarking.md`.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use waggle_testbed::{Pod, Spawned, TestBed};
+
+use crate::load::{self, SockperfReport, WrkReport};
+
+/// HTTP port of the nginx pod, and sockperf's port.
+pub const HTTP_PORT: u16 = 80;
+pub const SOCKPERF_PORT: u16 = 11111;
+
+pub struct Stage {
+    pub bed: TestBed,
+    pub client: Pod,
+    pub server: Pod,
+    _nginx: Spawned,
+    _sockperf: Spawned,
+}
+
+impl Stage {
+    pub fn new() -> anyhow::Result<Self> {
+        // Pods route the service CIDR to their node, as in any cluster, so the
+        // kube-proxy baselines (DNAT in the node) see the traffic; the node itself has
+        // no route for it, so an untranslated packet ends as "network unreachable".
+        let bed = TestBed::builder()
+            .nodes(1)
+            .pod_route(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 0)), 12)
+            .build()
+            .context("building the test bed")?;
+        let client = bed.add_pod(0, "client")?;
+        let server = bed.add_pod(0, "nginx")?;
+        // Many short connections: wide port range and TIME_WAIT reuse on the client,
+        // deep accept queues on the server. Same settings for every column.
+        client.netns().set_sysctl("net/ipv4/ip_local_port_range", "1024 65535")?;
+        client.netns().set_sysctl("net/ipv4/tcp_tw_reuse", "1")?;
+        server.netns().set_sysctl("net/core/somaxconn", "65535")?;
+        server.netns().set_sysctl("net/ipv4/tcp_max_syn_backlog", "65535")?;
+        let nginx = start_nginx(&bed, &server)?;
+        let mut sockperf = server.command("taskset");
+        sockperf
+            .args(["-c", "1", "sockperf", "server", "--tcp", "-i", "0.0.0.0", "-p", &SOCKPERF_PORT.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let sockperf = bed.spawn(sockperf)?;
+        let stage = Stage { client, server, _nginx: nginx, _sockperf: sockperf, bed };
+        stage.wait_listening(stage.server.address(), HTTP_PORT)?;
+        stage.wait_listening(stage.server.address(), SOCKPERF_PORT)?;
+        Ok(stage)
+    }
+
+    fn wait_listening(&self, ip: Ipv4Addr, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = self
+                .client
+                .command("bash")
+                .args(["-c", &format!("exec 3<>/dev/tcp/{ip}/{port}")])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("nothing listens on {ip}:{port} in the server pod after 10s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Forgets conntrack state everywhere (carry-over between runs makes DNAT look
+    /// several times slower than it is) and lets TIME_WAIT sockets of the last run
+    /// settle.
+    pub fn reset_between_runs(&self) {
+        for netns in self.bed.namespaces() {
+            let _ = netns.command("conntrack").arg("-F").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// SYN retransmits and PAWS rejects counted in the client and server namespaces.
+    pub fn syn_trouble_counters(&self) -> u64 {
+        [&self.client, &self.server]
+            .iter()
+            .map(|pod| {
+                pod.netns()
+                    .command("nstat")
+                    .args(["-az"])
+                    .output()
+                    .map(|out| load::syn_trouble(&String::from_utf8_lossy(&out.stdout)))
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// New HTTP connections per second (`Connection: close`) from the client pod to
+    /// `ip`, wrk on CPU 0 (nginx runs on CPU 1).
+    pub fn wrk(&self, ip: Ipv4Addr, duration: Duration, connections: u32) -> anyhow::Result<WrkReport> {
+        let out = self
+            .client
+            .command("taskset")
+            .args(["-c", "0", "wrk", "-t1", "-c", &connections.to_string()])
+            .args(["-d", &format!("{}s", duration.as_secs()), "--latency", "-H", "Connection: close"])
+            .arg(format!("http://{ip}:{HTTP_PORT}/"))
+            .output()
+            .context("running wrk in the client pod")?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok(load::parse_wrk(&text)?)
+    }
+
+    /// Request/response latency over one TCP connection (sockperf ping-pong).
+    pub fn sockperf(&self, ip: Ipv4Addr, seconds: u32) -> anyhow::Result<SockperfReport> {
+        let out = self
+            .client
+            .command("taskset")
+            .args(["-c", "0", "sockperf", "ping-pong", "--tcp", "-i", &ip.to_string()])
+            .args(["-p", &SOCKPERF_PORT.to_string(), "-t", &seconds.to_string()])
+            .output()
+            .context("running sockperf in the client pod")?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok(load::parse_sockperf(&text)?)
+    }
+
+    /// Runs `program` with `input` on stdin in the node namespace (rule loaders).
+    pub fn node_stdin(&self, program: &str, args: &[&str], input: &str) -> anyhow::Result<Duration> {
+        use std::io::Write;
+        let started = Instant::now();
+        let mut child = self
+            .bed
+            .node(0)
+            .netns()
+            .command(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        child.stdin.take().expect("piped").write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Runs a command in the node namespace and fails with its stderr.
+    pub fn node_run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let out = self.bed.node(0).netns().command(program).args(args).output()?;
+        if !out.status.success() {
+            bail!("{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+}
+
+fn start_nginx(bed: &TestBed, pod: &Pod) -> anyhow::Result<Spawned> {
+    let dir = bed.run_dir().join("nginx");
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("nginx.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 16384; multi_accept on; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{ listen {HTTP_PORT} backlog=65535; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+        ),
+    )?;
+    let mut command = pod.command("taskset");
+    command
+        .args(["-c", "1", "nginx", "-p"])
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Ok(bed.spawn(command)?)
+}

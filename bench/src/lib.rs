@@ -1,0 +1,17 @@
+//! Side-by-side data-path benchmarks for `cargo xtask bench datapath`.
+//!
+//! One run measures, in the same namespace test bed and under the same conditions,
+//! a client pod reaching an nginx pod (a) directly by pod IP, (b) through a ClusterIP
+//! served by Waggle's eBPF socket LB, (c) through kube-proxy's iptables-mode rules and
+//! (d) through kube-proxy's nftables-mode rules, at several counts of extra services.
+//! The rules of (c) and (d) are generated in kube-proxy's own layout
+//! ([`kube_proxy`]); the traps listed in `shared/notes/benchmarking.md` (conntrack
+//! carry-over, SYN retransmits, SNAT port policy, rules taxing direct traffic) are
+//! handled in [`env`]. Start at [`run::run`].
+
+pub mod env;
+pub mod kube_proxy;
+pub mod load;
+pub mod run;
+pub mod services;
+pub mod waggle;

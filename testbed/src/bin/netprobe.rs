@@ -1,0 +1,5 @@
+//! `netprobe`: see [`waggle_testbed::probe`].
+
+fn main() -> anyhow::Result<()> {
+    waggle_testbed::probe::main()
+}
