@@ -49,6 +49,59 @@ impl Resource {
     }
 }
 
+/// What discovery says about one subresource (`pods/status`, `deployments/scale`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubresourceInfo {
+    /// Group of the object the subresource accepts and returns ("" is core).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+impl Resource {
+    /// Discovery metadata of subresource `name` of this resource, as upstream lists it
+    /// (`scale` is `autoscaling/v1 Scale`, `status` is the parent kind, ...).
+    pub fn subresource_info(&self, name: &str) -> Option<SubresourceInfo> {
+        if !self.has_subresource(name) {
+            return None;
+        }
+        let own = |verbs| SubresourceInfo { group: self.group, version: self.version, kind: self.kind, verbs };
+        let core = |kind, verbs| SubresourceInfo { group: "", version: "v1", kind, verbs };
+        const GPU: &[&str] = &["get", "patch", "update"];
+        const CREATE_GET: &[&str] = &["create", "get"];
+        const PROXY: &[&str] = &["create", "delete", "get", "patch", "update"];
+        Some(match name {
+            "status" | "ephemeralcontainers" => own(GPU),
+            "scale" => SubresourceInfo { group: "autoscaling", version: "v1", kind: "Scale", verbs: GPU },
+            "binding" => core("Binding", &["create"]),
+            "log" => core("Pod", &["get"]),
+            "exec" => core("PodExecOptions", CREATE_GET),
+            "attach" => core("PodAttachOptions", CREATE_GET),
+            "portforward" => core("PodPortForwardOptions", CREATE_GET),
+            "eviction" => SubresourceInfo { group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
+            "finalize" => own(&["update"]),
+            "token" => SubresourceInfo {
+                group: "authentication.k8s.io",
+                version: "v1",
+                kind: "TokenRequest",
+                verbs: &["create"],
+            },
+            "proxy" => match self.kind {
+                "Pod" => core("PodProxyOptions", PROXY),
+                "Service" => core("ServiceProxyOptions", PROXY),
+                _ => core("NodeProxyOptions", PROXY),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Every served resource of one group/version, in registry order.
+pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
+    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+}
+
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
 
@@ -143,6 +196,17 @@ mod tests {
         assert_eq!(find_kind("v1", "Pod").unwrap().plural, "pods");
         assert_eq!(find_kind("discovery.k8s.io/v1", "EndpointSlice").unwrap().plural, "endpointslices");
         assert!(find("", "v1", "deployments").is_none());
+    }
+
+    #[test]
+    fn every_subresource_has_discovery_metadata() {
+        for r in RESOURCES {
+            for sub in r.subresources {
+                assert!(r.subresource_info(sub).is_some(), "{}/{sub}", r.plural);
+            }
+        }
+        let scale = find("apps", "v1", "deployments").unwrap().subresource_info("scale").unwrap();
+        assert_eq!((scale.group, scale.kind), ("autoscaling", "Scale"));
     }
 
     #[test]
