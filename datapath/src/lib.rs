@@ -5,9 +5,15 @@
 //! or the process lacks. [`socket_lb`] and [`nodeport`] attach the service programs;
 //! [`lb_maps`] reads and writes the load-balancing maps. Start at [`load::Datapath`].
 
+// aya's error types make `DatapathError` large; errors here are rare and cold (set-up
+// time), so boxing every source would cost clarity for nothing.
+#![allow(clippy::result_large_err)]
+
 pub mod error;
 pub mod lb_maps;
+mod link;
 pub mod load;
+mod map_layout;
 pub mod nodeport;
 pub mod object;
 pub mod socket_lb;

@@ -26,6 +26,19 @@ pub const NODE_CONFIG: &str = "wg_nodecfg_v1";
 pub const NODE_ADDRS_V4: &str = "wg_naddr4_v1";
 pub const NODE_ADDRS_V6: &str = "wg_naddr6_v1";
 
+/// Every map a proxy pins under its pin directory (by these names), so that a restarted
+/// or upgraded daemon reuses them and their state survives.
+pub const PINNED: [&str; 17] = [
+    SERVICES_V4, SERVICES_V6, BACKENDS_V4, BACKENDS_V6, REV_NAT_V4, REV_NAT_V6,
+    SOCK_REV_NAT_V4, SOCK_REV_NAT_V6, AFFINITY, MAGLEV, CONNTRACK_V4, CONNTRACK_V6, DROPS,
+    SERVICE_METRICS, NODE_CONFIG, NODE_ADDRS_V4, NODE_ADDRS_V6,
+];
+
+/// Subdirectory of a pin directory holding the pinned bpf_links of the socket-LB
+/// programs (one per hook, named after the program), which keep them attached while
+/// the daemon restarts.
+pub const LINKS_DIR: &str = "links";
+
 pub const MAX_SERVICES: u32 = 65_536;
 pub const MAX_BACKENDS: u32 = 65_536;
 pub const MAX_REV_NAT: u32 = 65_536;

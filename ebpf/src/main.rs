@@ -4,16 +4,25 @@
 //! thin and calls a fallible `try_*` function whose error becomes the program's verdict.
 //! Map types come from `waggle-ebpf-common`, the single definition shared with userspace.
 //!
+//! - `maps`: every map shared by the service programs, declared once (pinned by name)
 //! - `lb`: service lookup, backend selection, affinity (shared by every attach point)
 //! - `socket_lb`: cgroup sock_addr hooks (connect, sendmsg, recvmsg, getpeername)
-//! - `nodeport`: tc programs for traffic socket LB cannot see (NodePort from outside)
+//! - `nodeport`: tc programs for traffic socket LB cannot see (NodePort from outside),
+//!   built from `packet` (header parsing), `conntrack` (CT entries, SNAT ports), `nat`
+//!   (rewrites, checksums, FIB forwarding) and `maglev` (consistent backend choice)
 //! - `counters`: per-interface packet counters
 #![no_std]
 #![no_main]
 
+mod conntrack;
+mod conntrack6;
 mod counters;
 mod lb;
+mod maglev;
+mod maps;
+mod nat;
 mod nodeport;
+mod packet;
 mod socket_lb;
 
 #[cfg(not(test))]

@@ -1,0 +1,313 @@
+//! Typed read/write access to the service load-balancing maps.
+//!
+//! [`LbMaps`] is the one interface the proxy programs through; [`PinnedLbMaps`] is its
+//! implementation over the kernel maps, opened either from a loaded [`crate::Datapath`]
+//! (duplicating each map's fd, so the loader keeps its own handle) or from the pin
+//! directory of a running proxy (`<pin-dir>/<map name>`, what `waggle bpf lb list`
+//! reads). Map names and types come from `waggle_ebpf_common::maps`.
+
+use std::{
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
+};
+use waggle_ebpf_common::{
+    drop::DROP_REASON_COUNT,
+    lb::{
+        BackendV4, BackendV6, MaglevTable, NodeConfig, RevNatV4, RevNatV6, ServiceKeyV4,
+        ServiceKeyV6, ServiceValue,
+    },
+    maps,
+    metrics::ServiceCounters,
+};
+
+/// A failed map operation, naming the map.
+#[derive(Debug, thiserror::Error)]
+pub enum LbMapError {
+    #[error("map `{name}` is not in the BPF object")]
+    Missing { name: &'static str },
+    #[error("opening pinned map {path}: {source} (is a proxy running with this --pin-dir?)")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+    #[error("map `{name}`: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("map `{name}`: duplicating its fd: {source}")]
+    Dup {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One key/value map, as the proxy sees it.
+pub trait MapTable<K, V> {
+    /// The map's name (for errors and dumps).
+    fn name(&self) -> &'static str;
+    fn get(&self, key: &K) -> Result<Option<V>, LbMapError>;
+    fn insert(&mut self, key: &K, value: &V) -> Result<(), LbMapError>;
+    /// Removes `key`; removing an absent key succeeds.
+    fn remove(&mut self, key: &K) -> Result<(), LbMapError>;
+    /// Every entry, in the map's iteration order.
+    fn entries(&self) -> Result<Vec<(K, V)>, LbMapError>;
+}
+
+/// Value type of the node address maps (an address is present when mapped to 1).
+pub type NodeAddrFlag = u8;
+
+/// The maps the proxy programs. Keys and values are the ABI types of
+/// `waggle_ebpf_common::lb`; backend, reverse-NAT and Maglev maps are keyed by a
+/// `u32` id (backend id, `rev_nat_index` widened to u32).
+pub trait LbMaps {
+    fn services_v4(&mut self) -> &mut dyn MapTable<ServiceKeyV4, ServiceValue>;
+    fn services_v6(&mut self) -> &mut dyn MapTable<ServiceKeyV6, ServiceValue>;
+    fn backends_v4(&mut self) -> &mut dyn MapTable<u32, BackendV4>;
+    fn backends_v6(&mut self) -> &mut dyn MapTable<u32, BackendV6>;
+    fn rev_nat_v4(&mut self) -> &mut dyn MapTable<u32, RevNatV4>;
+    fn rev_nat_v6(&mut self) -> &mut dyn MapTable<u32, RevNatV6>;
+    fn maglev(&mut self) -> &mut dyn MapTable<u32, MaglevTable>;
+    /// Node addresses (network order) on which NodePorts answer.
+    fn node_addrs_v4(&mut self) -> &mut dyn MapTable<u32, NodeAddrFlag>;
+    fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag>;
+}
+
+/// A BPF hash map as a [`MapTable`].
+pub struct HashTable<K: aya::Pod, V: aya::Pod> {
+    name: &'static str,
+    map: HashMap<MapData, K, V>,
+}
+
+impl<K: aya::Pod, V: aya::Pod> HashTable<K, V> {
+    fn new(name: &'static str, data: MapData) -> Result<Self, LbMapError> {
+        let map = Map::from_map_data(data)
+            .and_then(HashMap::try_from)
+            .map_err(|source| LbMapError::Map { name, source })?;
+        Ok(Self { name, map })
+    }
+}
+
+impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn get(&self, key: &K) -> Result<Option<V>, LbMapError> {
+        match self.map.get(key, 0) {
+            Ok(value) => Ok(Some(value)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(LbMapError::Map { name: self.name, source }),
+        }
+    }
+
+    fn insert(&mut self, key: &K, value: &V) -> Result<(), LbMapError> {
+        self.map.insert(key, value, 0).map_err(|source| LbMapError::Map { name: self.name, source })
+    }
+
+    fn remove(&mut self, key: &K) -> Result<(), LbMapError> {
+        match self.map.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            Err(source) => Err(LbMapError::Map { name: self.name, source }),
+        }
+    }
+
+    fn entries(&self) -> Result<Vec<(K, V)>, LbMapError> {
+        let mut out = Vec::new();
+        for entry in self.map.iter() {
+            match entry {
+                Ok(kv) => out.push(kv),
+                // A key deleted between get_next_key and lookup: skip it.
+                Err(MapError::KeyNotFound) => continue,
+                Err(source) => return Err(LbMapError::Map { name: self.name, source }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where to open the maps from.
+enum MapSource<'a> {
+    Ebpf(&'a Ebpf),
+    PinDir(&'a Path),
+}
+
+impl MapSource<'_> {
+    fn open(&self, name: &'static str) -> Result<MapData, LbMapError> {
+        match self {
+            MapSource::Ebpf(ebpf) => {
+                let map = ebpf.map(name).ok_or(LbMapError::Missing { name })?;
+                let fd = map_data(map)
+                    .ok_or(LbMapError::Map { name, source: MapError::InvalidName {
+                        name: name.to_owned(),
+                    } })?
+                    .fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|source| LbMapError::Dup { name, source })?;
+                MapData::from_fd(fd).map_err(|source| LbMapError::Map { name, source })
+            }
+            MapSource::PinDir(dir) => {
+                let path = dir.join(name);
+                MapData::from_pin(&path).map_err(|source| LbMapError::Pin { path, source })
+            }
+        }
+    }
+}
+
+fn map_data(map: &Map) -> Option<&MapData> {
+    match map {
+        Map::HashMap(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuHashMap(d)
+        | Map::PerCpuLruHashMap(d)
+        | Map::Array(d)
+        | Map::PerCpuArray(d) => Some(d),
+        _ => None,
+    }
+}
+
+/// The kernel's LB maps (plus the counters the proxy exports as metrics).
+pub struct PinnedLbMaps {
+    services_v4: HashTable<ServiceKeyV4, ServiceValue>,
+    services_v6: HashTable<ServiceKeyV6, ServiceValue>,
+    backends_v4: HashTable<u32, BackendV4>,
+    backends_v6: HashTable<u32, BackendV6>,
+    rev_nat_v4: HashTable<u32, RevNatV4>,
+    rev_nat_v6: HashTable<u32, RevNatV6>,
+    maglev: HashTable<u32, MaglevTable>,
+    node_addrs_v4: HashTable<u32, NodeAddrFlag>,
+    node_addrs_v6: HashTable<[u8; 16], NodeAddrFlag>,
+    service_metrics: PerCpuHashMap<MapData, u32, ServiceCounters>,
+    drops: PerCpuArray<MapData, u64>,
+    node_config: Array<MapData, NodeConfig>,
+}
+
+impl PinnedLbMaps {
+    /// Opens the maps of a loaded object (the fds are duplicated).
+    pub fn from_ebpf(ebpf: &Ebpf) -> Result<Self, LbMapError> {
+        Self::open(&MapSource::Ebpf(ebpf))
+    }
+
+    /// Opens the maps pinned under `pin_dir` by a running proxy.
+    pub fn from_pin_dir(pin_dir: &Path) -> Result<Self, LbMapError> {
+        Self::open(&MapSource::PinDir(pin_dir))
+    }
+
+    fn open(source: &MapSource<'_>) -> Result<Self, LbMapError> {
+        fn typed<T>(
+            source: &MapSource<'_>,
+            name: &'static str,
+            convert: impl FnOnce(Map) -> Result<T, MapError>,
+        ) -> Result<T, LbMapError> {
+            let data = source.open(name)?;
+            Map::from_map_data(data)
+                .and_then(convert)
+                .map_err(|source| LbMapError::Map { name, source })
+        }
+        Ok(Self {
+            services_v4: HashTable::new(maps::SERVICES_V4, source.open(maps::SERVICES_V4)?)?,
+            services_v6: HashTable::new(maps::SERVICES_V6, source.open(maps::SERVICES_V6)?)?,
+            backends_v4: HashTable::new(maps::BACKENDS_V4, source.open(maps::BACKENDS_V4)?)?,
+            backends_v6: HashTable::new(maps::BACKENDS_V6, source.open(maps::BACKENDS_V6)?)?,
+            rev_nat_v4: HashTable::new(maps::REV_NAT_V4, source.open(maps::REV_NAT_V4)?)?,
+            rev_nat_v6: HashTable::new(maps::REV_NAT_V6, source.open(maps::REV_NAT_V6)?)?,
+            maglev: HashTable::new(maps::MAGLEV, source.open(maps::MAGLEV)?)?,
+            node_addrs_v4: HashTable::new(maps::NODE_ADDRS_V4, source.open(maps::NODE_ADDRS_V4)?)?,
+            node_addrs_v6: HashTable::new(maps::NODE_ADDRS_V6, source.open(maps::NODE_ADDRS_V6)?)?,
+            service_metrics: typed(source, maps::SERVICE_METRICS, PerCpuHashMap::try_from)?,
+            drops: typed(source, maps::DROPS, PerCpuArray::try_from)?,
+            node_config: typed(source, maps::NODE_CONFIG, Array::try_from)?,
+        })
+    }
+
+    /// Per-service counters summed over CPUs, keyed by `rev_nat_index`.
+    pub fn service_counters(&self) -> Result<Vec<(u32, ServiceCounters)>, LbMapError> {
+        let name = maps::SERVICE_METRICS;
+        let mut out = Vec::new();
+        for entry in self.service_metrics.iter() {
+            let (key, per_cpu) = match entry {
+                Ok(kv) => kv,
+                Err(MapError::KeyNotFound) => continue,
+                Err(source) => return Err(LbMapError::Map { name, source }),
+            };
+            let mut sum = ServiceCounters::default();
+            for c in per_cpu.iter() {
+                sum.packets += c.packets;
+                sum.bytes += c.bytes;
+                sum.connections += c.connections;
+            }
+            out.push((key, sum));
+        }
+        Ok(out)
+    }
+
+    /// Drop counters summed over CPUs, indexed by drop reason (`DROP_*`).
+    pub fn drop_counters(&self) -> Result<Vec<(u32, u64)>, LbMapError> {
+        let name = maps::DROPS;
+        let len = self.drops.len().min(DROP_REASON_COUNT);
+        (0..len)
+            .map(|reason| {
+                let values = self
+                    .drops
+                    .get(&reason, 0)
+                    .map_err(|source| LbMapError::Map { name, source })?;
+                Ok((reason, values.iter().sum()))
+            })
+            .collect()
+    }
+
+    /// The per-node settings (index 0 of the node config array).
+    pub fn node_config(&self) -> Result<NodeConfig, LbMapError> {
+        self.node_config
+            .get(&0, 0)
+            .map_err(|source| LbMapError::Map { name: maps::NODE_CONFIG, source })
+    }
+
+    pub fn set_node_config(&mut self, config: &NodeConfig) -> Result<(), LbMapError> {
+        self.node_config
+            .set(0, config, 0)
+            .map_err(|source| LbMapError::Map { name: maps::NODE_CONFIG, source })
+    }
+}
+
+impl LbMaps for PinnedLbMaps {
+    fn services_v4(&mut self) -> &mut dyn MapTable<ServiceKeyV4, ServiceValue> {
+        &mut self.services_v4
+    }
+    fn services_v6(&mut self) -> &mut dyn MapTable<ServiceKeyV6, ServiceValue> {
+        &mut self.services_v6
+    }
+    fn backends_v4(&mut self) -> &mut dyn MapTable<u32, BackendV4> {
+        &mut self.backends_v4
+    }
+    fn backends_v6(&mut self) -> &mut dyn MapTable<u32, BackendV6> {
+        &mut self.backends_v6
+    }
+    fn rev_nat_v4(&mut self) -> &mut dyn MapTable<u32, RevNatV4> {
+        &mut self.rev_nat_v4
+    }
+    fn rev_nat_v6(&mut self) -> &mut dyn MapTable<u32, RevNatV6> {
+        &mut self.rev_nat_v6
+    }
+    fn maglev(&mut self) -> &mut dyn MapTable<u32, MaglevTable> {
+        &mut self.maglev
+    }
+    fn node_addrs_v4(&mut self) -> &mut dyn MapTable<u32, NodeAddrFlag> {
+        &mut self.node_addrs_v4
+    }
+    fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag> {
+        &mut self.node_addrs_v6
+    }
+}

@@ -1,0 +1,357 @@
+//! Service lookup and backend selection, shared by every attach point.
+//!
+//! Socket LB (`socket_lb`) and the per-packet path (`nodeport`) both resolve a
+//! destination to a service with [`lookup_v4`]/[`lookup_v6`] (or the NodePort variants)
+//! and pick a backend with [`select_v4`]/[`select_v6`]. The map layout is documented in
+//! `waggle_ebpf_common::lb`: a master entry (`backend_slot == 0`, scope external) holds
+//! count, flags, `rev_nat_index` and the affinity timeout; slots `1..=count` hold
+//! backend ids; a `TWO_SCOPES` service has a second master and slot set under
+//! `SCOPE_INTERNAL`, used by in-node clients.
+//!
+//! Every failure is a `DropReason` (`waggle_ebpf_common::drop`) that the caller counts
+//! with [`crate::maps::count_drop`] and turns into its verdict.
+
+// Map keys and values are passed by reference on purpose: the BPF stack is 512 bytes
+// and a by-value argument is one more copy of a key on it.
+#![allow(clippy::needless_borrows_for_generic_args)]
+
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_boot_ns};
+use waggle_ebpf_common::{
+    drop::{
+        DROP_BACKEND_NOT_FOUND, DROP_EXT_LOCAL_NO_LOCAL_BACKEND, DROP_INT_LOCAL_NO_LOCAL_BACKEND,
+        DROP_NO_BACKEND, DropReason,
+    },
+    lb::{
+        AffinityKey, AffinityValue, BackendV4, BackendV6, SCOPE_EXTERNAL, SCOPE_INTERNAL,
+        ServiceKeyV4, ServiceKeyV6, ServiceValue, service_flags,
+    },
+    metrics::ServiceCounters,
+};
+
+use crate::maps::{
+    AFFINITY, BACKENDS_V4, BACKENDS_V6, NODE_ADDRS_V4, NODE_ADDRS_V6, SERVICE_METRICS, SERVICES_V4,
+    SERVICES_V6,
+};
+
+/// Where the client of a lookup sits; decides the scope of a `TWO_SCOPES` service.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// A socket on this node (socket LB, or pod traffic seen by tc): uses
+    /// `SCOPE_INTERNAL` when the service has two scopes.
+    InNode,
+    /// Traffic from outside the node (NodePort, externalIPs, LoadBalancer):
+    /// always uses `SCOPE_EXTERNAL`.
+    External,
+}
+
+/// Who a session-affinity entry belongs to.
+#[derive(Clone, Copy)]
+pub struct AffinityClient {
+    /// Netns cookie as little-endian bytes (`AFFINITY_BY_NETNS`) or the client address
+    /// (`AFFINITY_BY_CLIENT_IP`; IPv4 in the first 4 bytes, network order).
+    pub client: [u8; 16],
+    /// `AFFINITY_BY_NETNS` or `AFFINITY_BY_CLIENT_IP`.
+    pub kind: u8,
+}
+
+/// A service found by a lookup: its master key (scope external, slot 0) and value.
+#[derive(Clone, Copy)]
+pub struct Service<K> {
+    pub key: K,
+    pub value: ServiceValue,
+}
+
+/// The backend chosen for one connection.
+#[derive(Clone, Copy)]
+pub struct Selected<B> {
+    pub backend_id: u32,
+    pub backend: B,
+}
+
+/// Address family specifics of the services and backends maps.
+pub trait Family {
+    type Key: Copy;
+    type Backend: Copy;
+    fn service(key: &Self::Key) -> Option<ServiceValue>;
+    fn backend(id: u32) -> Option<Self::Backend>;
+    fn with_slot(key: &Self::Key, slot: u16, scope: u8) -> Self::Key;
+}
+
+/// IPv4 maps (`wg_svc4_v1`, `wg_be4_v1`).
+pub struct V4;
+/// IPv6 maps (`wg_svc6_v1`, `wg_be6_v1`).
+pub struct V6;
+
+impl Family for V4 {
+    type Key = ServiceKeyV4;
+    type Backend = BackendV4;
+    #[inline(always)]
+    fn service(key: &ServiceKeyV4) -> Option<ServiceValue> {
+        // SAFETY: the value is copied out at once; entries are plain data.
+        unsafe { SERVICES_V4.get(key).copied() }
+    }
+    #[inline(always)]
+    fn backend(id: u32) -> Option<BackendV4> {
+        // SAFETY: as above.
+        unsafe { BACKENDS_V4.get(&id).copied() }
+    }
+    #[inline(always)]
+    fn with_slot(key: &ServiceKeyV4, slot: u16, scope: u8) -> ServiceKeyV4 {
+        ServiceKeyV4 {
+            backend_slot: slot,
+            scope,
+            ..*key
+        }
+    }
+}
+
+impl Family for V6 {
+    type Key = ServiceKeyV6;
+    type Backend = BackendV6;
+    #[inline(always)]
+    fn service(key: &ServiceKeyV6) -> Option<ServiceValue> {
+        // SAFETY: the value is copied out at once; entries are plain data.
+        unsafe { SERVICES_V6.get(key).copied() }
+    }
+    #[inline(always)]
+    fn backend(id: u32) -> Option<BackendV6> {
+        // SAFETY: as above.
+        unsafe { BACKENDS_V6.get(&id).copied() }
+    }
+    #[inline(always)]
+    fn with_slot(key: &ServiceKeyV6, slot: u16, scope: u8) -> ServiceKeyV6 {
+        ServiceKeyV6 {
+            backend_slot: slot,
+            scope,
+            ..*key
+        }
+    }
+}
+
+/// The IPv4 service at `address:port` (network order) for `protocol` (`PROTO_*`):
+/// ClusterIPs, externalIPs and LoadBalancer IPs, which are stored under their address.
+#[inline(always)]
+pub fn lookup_v4(address: u32, port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
+    let key = ServiceKeyV4 {
+        address,
+        port,
+        backend_slot: 0,
+        protocol,
+        scope: SCOPE_EXTERNAL,
+        _pad: [0; 2],
+    };
+    V4::service(&key).map(|value| Service { key, value })
+}
+
+/// The IPv6 service at `address:port` (network order) for `protocol`.
+#[inline(always)]
+pub fn lookup_v6(address: [u8; 16], port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
+    let key = ServiceKeyV6 {
+        address,
+        port,
+        backend_slot: 0,
+        protocol,
+        scope: SCOPE_EXTERNAL,
+        _pad: [0; 2],
+    };
+    V6::service(&key).map(|value| Service { key, value })
+}
+
+/// The NodePort service on `port` (entries stored with address 0 and `NODE_PORT`).
+/// The caller decides that the destination is a node address (see [`is_node_addr_v4`]).
+#[inline(always)]
+pub fn lookup_nodeport_v4(port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
+    lookup_v4(0, port, protocol).filter(|s| s.value.flags & service_flags::NODE_PORT != 0)
+}
+
+/// IPv6 counterpart of [`lookup_nodeport_v4`].
+#[inline(always)]
+pub fn lookup_nodeport_v6(port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
+    lookup_v6([0; 16], port, protocol).filter(|s| s.value.flags & service_flags::NODE_PORT != 0)
+}
+
+/// Whether `address` (network order) is one of this node's addresses (`wg_naddr4_v1`,
+/// which includes 127.0.0.1 when the proxy serves NodePorts on loopback).
+#[inline(always)]
+pub fn is_node_addr_v4(address: u32) -> bool {
+    // SAFETY: presence test only.
+    unsafe { NODE_ADDRS_V4.get(&address).is_some() }
+}
+
+/// IPv6 counterpart of [`is_node_addr_v4`] (`wg_naddr6_v1`).
+#[inline(always)]
+pub fn is_node_addr_v6(address: &[u8; 16]) -> bool {
+    // SAFETY: presence test only.
+    unsafe { NODE_ADDRS_V6.get(address).is_some() }
+}
+
+/// Service lookup the way an in-node socket sees it: the exact address first, then the
+/// NodePort entry when the address is a node address.
+#[inline(always)]
+pub fn lookup_any_v4(address: u32, port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
+    match lookup_v4(address, port, protocol) {
+        Some(service) => Some(service),
+        None if is_node_addr_v4(address) => lookup_nodeport_v4(port, protocol),
+        None => None,
+    }
+}
+
+/// IPv6 counterpart of [`lookup_any_v4`].
+#[inline(always)]
+pub fn lookup_any_v6(address: [u8; 16], port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
+    match lookup_v6(address, port, protocol) {
+        Some(service) => Some(service),
+        None if is_node_addr_v6(&address) => lookup_nodeport_v6(port, protocol),
+        None => None,
+    }
+}
+
+/// Picks an IPv4 backend for `service`. See [`select`].
+#[inline(always)]
+pub fn select_v4(
+    service: &Service<ServiceKeyV4>,
+    client: Client,
+    affinity: Option<AffinityClient>,
+) -> Result<Selected<BackendV4>, DropReason> {
+    select::<V4>(service, client, affinity)
+}
+
+/// Picks an IPv6 backend for `service`. See [`select`].
+#[inline(always)]
+pub fn select_v6(
+    service: &Service<ServiceKeyV6>,
+    client: Client,
+    affinity: Option<AffinityClient>,
+) -> Result<Selected<BackendV6>, DropReason> {
+    select::<V6>(service, client, affinity)
+}
+
+/// Picks a backend: the affinity entry's backend when the service has `AFFINITY`, the
+/// entry is younger than the timeout and the backend still exists in the backends map
+/// (the proxy deletes a backend no service uses any more; scanning the slots instead
+/// would need a loop the verifier cannot bound cheaply); otherwise a random
+/// slot of the client's scope (and, with affinity, records the choice).
+///
+/// Ages are whole seconds ([`now_secs`]), so an affinity entry is reused for between
+/// `affinity_timeout - 1` and `affinity_timeout` seconds after its last use.
+///
+/// Errors: the scope has no slots (`DROP_NO_BACKEND`, or the `*_LOCAL_NO_LOCAL_BACKEND`
+/// reason when a traffic policy is Local), or a slot/backend entry is missing
+/// (`DROP_BACKEND_NOT_FOUND`, a transient state while the proxy rewrites a service).
+#[inline(always)]
+pub fn select<F: Family>(
+    service: &Service<F::Key>,
+    client: Client,
+    affinity: Option<AffinityClient>,
+) -> Result<Selected<F::Backend>, DropReason> {
+    let flags = service.value.flags;
+    let (scope, count) = if client == Client::InNode && flags & service_flags::TWO_SCOPES != 0 {
+        let internal = F::with_slot(&service.key, 0, SCOPE_INTERNAL);
+        (SCOPE_INTERNAL, F::service(&internal).map_or(0, |v| v.count))
+    } else {
+        (SCOPE_EXTERNAL, service.value.count)
+    };
+    if count == 0 {
+        return Err(no_backend_reason(flags, client));
+    }
+
+    let affinity = match affinity {
+        Some(a) if flags & service_flags::AFFINITY != 0 => Some(AffinityKey {
+            client: a.client,
+            rev_nat_index: service.value.rev_nat_index,
+            kind: a.kind,
+            _pad: [0; 5],
+        }),
+        _ => None,
+    };
+    let now = now_secs();
+    if let Some(key) = &affinity {
+        // SAFETY: copied out at once.
+        if let Some(entry) = unsafe { AFFINITY.get(key).copied() } {
+            let age = now.wrapping_sub(entry.last_used_secs);
+            if age < service.value.affinity_timeout
+                && let Some(backend) = F::backend(entry.backend_id)
+            {
+                remember(key, entry.backend_id, now);
+                return Ok(Selected {
+                    backend_id: entry.backend_id,
+                    backend,
+                });
+            }
+        }
+    }
+
+    // SAFETY: the helper has no preconditions.
+    let slot = (unsafe { bpf_get_prandom_u32() } % u32::from(count)) as u16 + 1;
+    let slot_key = F::with_slot(&service.key, slot, scope);
+    let backend_id = F::service(&slot_key)
+        .ok_or(DROP_BACKEND_NOT_FOUND)?
+        .backend_id;
+    let backend = F::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
+    if let Some(key) = &affinity {
+        remember(key, backend_id, now);
+    }
+    Ok(Selected {
+        backend_id,
+        backend,
+    })
+}
+
+/// The drop reason for a scope without backends.
+#[inline(always)]
+fn no_backend_reason(flags: u16, client: Client) -> DropReason {
+    match client {
+        Client::External if flags & service_flags::EXT_LOCAL != 0 => {
+            DROP_EXT_LOCAL_NO_LOCAL_BACKEND
+        }
+        Client::InNode if flags & service_flags::INT_LOCAL != 0 => DROP_INT_LOCAL_NO_LOCAL_BACKEND,
+        _ => DROP_NO_BACKEND,
+    }
+}
+
+#[inline(always)]
+fn remember(key: &AffinityKey, backend_id: u32, now: u32) {
+    let value = AffinityValue {
+        backend_id,
+        last_used_secs: now,
+    };
+    // A full LRU map evicts its oldest entry, so this only fails on a kernel error;
+    // losing one affinity record then costs stickiness, never the connection.
+    let _ = AFFINITY.insert(key, &value, 0);
+}
+
+/// Seconds since boot (`bpf_ktime_get_boot_ns`, Linux 5.8), the clock of affinity
+/// and conntrack timestamps.
+#[inline(always)]
+pub fn now_secs() -> u32 {
+    // SAFETY: the helper has no preconditions.
+    (unsafe { bpf_ktime_get_boot_ns() } / 1_000_000_000) as u32
+}
+
+/// Adds one connection (and `packets` packets, `bytes` bytes) to the service's
+/// counters in `wg_svcm_v1`.
+#[inline(always)]
+pub fn count_service(rev_nat_index: u16, connections: u64, packets: u64, bytes: u64) {
+    let key = u32::from(rev_nat_index);
+    match SERVICE_METRICS.get_ptr_mut(&key) {
+        Some(counters) => {
+            // SAFETY: per-CPU value; no other writer on this CPU while we run.
+            unsafe {
+                (*counters).connections += connections;
+                (*counters).packets += packets;
+                (*counters).bytes += bytes;
+            }
+        }
+        None => {
+            let first = ServiceCounters {
+                packets,
+                bytes,
+                connections,
+            };
+            // From a program, a per-CPU hash update writes only this CPU's slot (a new
+            // element starts zeroed on the others), so racing CPUs lose nothing.
+            // Failure means the map is full: the sample is dropped, never the traffic.
+            let _ = SERVICE_METRICS.insert(&key, &first, 0);
+        }
+    }
+}
