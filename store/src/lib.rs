@@ -9,7 +9,9 @@
 //! [`StoreError::Compacted`] (the API server's `410 Gone`).
 //!
 //! Backends: [`sqlite`] (embedded, the default) and [`etcd`]. Both pass the one
-//! shared suite in `tests/`.
+//! shared suite in `tests/suite/`. Servers open one with [`open`] from a spec
+//! (`sqlite:///path.db`, `etcd://host:port/prefix/`) and keep history bounded with
+//! [`spawn_auto_compaction`]. [`etcd::LocalEtcd`] runs a throwaway etcd for tests.
 //!
 //! The API server stores objects as JSON without `metadata.resourceVersion`; it sets
 //! that field from `mod_revision` on every read, as kube-apiserver's etcd3 store does.
@@ -17,6 +19,16 @@
 use std::pin::Pin;
 
 use futures::Stream;
+
+pub mod compaction;
+pub mod etcd;
+pub mod sqlite;
+
+mod keys;
+mod open;
+
+pub use compaction::{CompactionPolicy, spawn_auto_compaction};
+pub use open::{StoreSpec, open};
 
 /// A global store revision: positive, gap-free, increasing with every write.
 pub type Revision = i64;
