@@ -105,12 +105,20 @@ impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
         match self.map.get(key, 0) {
             Ok(value) => Ok(Some(value)),
             Err(MapError::KeyNotFound) => Ok(None),
-            Err(source) => Err(LbMapError::Map { name: self.name, source }),
+            Err(source) => Err(LbMapError::Map {
+                name: self.name,
+                source,
+            }),
         }
     }
 
     fn insert(&mut self, key: &K, value: &V) -> Result<(), LbMapError> {
-        self.map.insert(key, value, 0).map_err(|source| LbMapError::Map { name: self.name, source })
+        self.map
+            .insert(key, value, 0)
+            .map_err(|source| LbMapError::Map {
+                name: self.name,
+                source,
+            })
     }
 
     fn remove(&mut self, key: &K) -> Result<(), LbMapError> {
@@ -119,7 +127,10 @@ impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
             Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
                 Ok(())
             }
-            Err(source) => Err(LbMapError::Map { name: self.name, source }),
+            Err(source) => Err(LbMapError::Map {
+                name: self.name,
+                source,
+            }),
         }
     }
 
@@ -130,7 +141,12 @@ impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
                 Ok(kv) => out.push(kv),
                 // A key deleted between get_next_key and lookup: skip it.
                 Err(MapError::KeyNotFound) => continue,
-                Err(source) => return Err(LbMapError::Map { name: self.name, source }),
+                Err(source) => {
+                    return Err(LbMapError::Map {
+                        name: self.name,
+                        source,
+                    });
+                }
             }
         }
         Ok(out)
@@ -149,9 +165,12 @@ impl MapSource<'_> {
             MapSource::Ebpf(ebpf) => {
                 let map = ebpf.map(name).ok_or(LbMapError::Missing { name })?;
                 let fd = map_data(map)
-                    .ok_or(LbMapError::Map { name, source: MapError::InvalidName {
-                        name: name.to_owned(),
-                    } })?
+                    .ok_or(LbMapError::Map {
+                        name,
+                        source: MapError::InvalidName {
+                            name: name.to_owned(),
+                        },
+                    })?
                     .fd()
                     .as_fd()
                     .try_clone_to_owned()
@@ -272,13 +291,19 @@ impl PinnedLbMaps {
     pub fn node_config(&self) -> Result<NodeConfig, LbMapError> {
         self.node_config
             .get(&0, 0)
-            .map_err(|source| LbMapError::Map { name: maps::NODE_CONFIG, source })
+            .map_err(|source| LbMapError::Map {
+                name: maps::NODE_CONFIG,
+                source,
+            })
     }
 
     pub fn set_node_config(&mut self, config: &NodeConfig) -> Result<(), LbMapError> {
         self.node_config
             .set(0, config, 0)
-            .map_err(|source| LbMapError::Map { name: maps::NODE_CONFIG, source })
+            .map_err(|source| LbMapError::Map {
+                name: maps::NODE_CONFIG,
+                source,
+            })
     }
 }
 

@@ -1,12 +1,13 @@
-//! Attaching the per-packet service programs (`ebpf/src/nodeport.rs`) to interfaces.
+//! Attaching the per-packet service programs (`ebpf/src/nodeport/`) to interfaces.
 //!
 //! | program               | attach point                        | needs                          |
 //! |-----------------------|-------------------------------------|--------------------------------|
 //! | `tc_nodeport_ingress` | tc ingress of the node's uplink     | see [`PROGRAM_NEEDS`]          |
 //! | `tc_nodeport_egress`  | tc egress of the node's uplink      | same                           |
-//! | `tc_pod_egress`       | tc ingress of a pod's host-side veth (= traffic leaving the pod) | same |
+//! | `tc_pod_egress`       | tc ingress of a pod's host-side veth | same                           |
 //!
-//! Both are SCHED_CLS programs. They attach through TCX links (Linux 6.6) where the
+//! (tc ingress of the host-side veth sees the traffic leaving the pod.) All three are
+//! SCHED_CLS programs. They attach through TCX links (Linux 6.6) where the
 //! kernel has them, else through a clsact qdisc and a direct-action filter (Linux 4.5;
 //! aya picks by kernel version). Every call works on the interface *in the calling
 //! thread's network namespace* (enter the node's namespace first).

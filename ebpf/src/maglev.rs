@@ -8,13 +8,13 @@
 
 use waggle_ebpf_common::{
     drop::{DROP_BACKEND_NOT_FOUND, DROP_MAGLEV_EMPTY, DropReason},
-    lb::{BackendV4, BackendV6, MAGLEV_TABLE_SIZE},
+    lb::{BackendV4, MAGLEV_TABLE_SIZE},
 };
 
 use crate::{
-    lb::{Family, Selected, V4, V6},
+    lb::{Family, Selected, V4},
     maps::MAGLEV,
-    packet::{Ipv4Flow, Ipv6Flow},
+    packet::Ipv4Flow,
 };
 
 /// A 32-bit hash of the flow's stable fields.
@@ -23,7 +23,7 @@ pub fn flow_hash_v4(flow: &Ipv4Flow) -> u32 {
     mix(flow.src_addr, flow.src_port, flow.dst_port, flow.protocol)
 }
 
-/// murmur3-style mixing of the client address (folded to 32 bits), ports and protocol.
+/// murmur3-style mixing of the client address, ports and protocol.
 #[inline(always)]
 fn mix(address: u32, src_port: u16, dst_port: u16, protocol: u8) -> u32 {
     let mut h: u32 = 0x9e37_79b9;
@@ -79,19 +79,3 @@ fn table_entry(rev_nat_index: u16, hash: u32) -> Result<u32, DropReason> {
     Ok(backend_id)
 }
 
-/// IPv6 counterpart of [`flow_hash_v4`]: the client address folded to 32 bits.
-#[inline(always)]
-pub fn flow_hash_v6(flow: &Ipv6Flow) -> u32 {
-    let a = flow.src_addr;
-    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-    let folded = word(0) ^ word(4).rotate_left(8) ^ word(8).rotate_left(16) ^ word(12).rotate_left(24);
-    mix(folded, flow.src_port, flow.dst_port, flow.protocol)
-}
-
-/// IPv6 counterpart of [`select_v4`].
-#[inline(always)]
-pub fn select_v6(rev_nat_index: u16, flow: &Ipv6Flow) -> Result<Selected<BackendV6>, DropReason> {
-    let backend_id = table_entry(rev_nat_index, flow_hash_v6(flow))?;
-    let backend = V6::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
-    Ok(Selected { backend_id, backend })
-}

@@ -15,7 +15,6 @@
 #![no_main]
 
 mod conntrack;
-mod conntrack6;
 mod counters;
 mod lb;
 mod maglev;

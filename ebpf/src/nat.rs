@@ -19,7 +19,7 @@ use aya_ebpf::{
         BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_OK, bpf_fib_lookup,
     },
-    helpers::generated::{bpf_csum_diff, bpf_fib_lookup as fib_lookup, bpf_redirect_neigh},
+    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect_neigh},
     programs::TcContext,
 };
 use waggle_ebpf_common::{
@@ -27,15 +27,12 @@ use waggle_ebpf_common::{
     lb::PROTO_UDP,
 };
 
-use crate::packet::{Ipv4Flow, Ipv6Flow};
+use crate::packet::Ipv4Flow;
 
 const IPV4_SRC: usize = 12;
 const IPV4_DST: usize = 16;
 const IPV4_CSUM: usize = 10;
 const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-const IPV6_SRC: usize = 8;
-const IPV6_DST: usize = 24;
 
 /// Which end of the flow to rewrite.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -124,115 +121,3 @@ pub fn forward_v4(ctx: &TcContext, flow: &Ipv4Flow) -> i32 {
     }
 }
 
-/// IPv6 counterpart of [`rewrite_v4`] (IPv6 has no header checksum; the L4 checksum
-/// takes the 16-byte address difference from `bpf_csum_diff`, Linux 4.6).
-#[inline(always)]
-pub fn rewrite_v6(
-    ctx: &TcContext,
-    flow: &mut Ipv6Flow,
-    end: End,
-    addr: [u8; 16],
-    port: u16,
-) -> Result<(), DropReason> {
-    match rewrite_v6_call(ctx, flow, end, &addr, port) {
-        0 => Ok(()),
-        reason => Err(reason),
-    }
-}
-
-/// The body of [`rewrite_v6`] as its own BPF subprogram (its buffers take stack space
-/// once, not at every inlined call site); returns 0 or a drop reason.
-#[inline(never)]
-fn rewrite_v6_call(
-    ctx: &TcContext,
-    flow: &mut Ipv6Flow,
-    end: End,
-    addr: &[u8; 16],
-    port: u16,
-) -> DropReason {
-    match rewrite_v6_inner(ctx, flow, end, *addr, port) {
-        Ok(()) => 0,
-        Err(reason) => reason,
-    }
-}
-
-#[inline(always)]
-fn rewrite_v6_inner(
-    ctx: &TcContext,
-    flow: &mut Ipv6Flow,
-    end: End,
-    addr: [u8; 16],
-    port: u16,
-) -> Result<(), DropReason> {
-    let (addr_off, port_off, mut old_addr, old_port) = match end {
-        End::Source => (IPV6_SRC, 0, flow.src_addr, flow.src_port),
-        End::Destination => (IPV6_DST, 2, flow.dst_addr, flow.dst_port),
-    };
-    let mut new_addr = addr;
-    let l4_flags = if flow.protocol == PROTO_UDP { u64::from(BPF_F_MARK_MANGLED_0) } else { 0 };
-    let csum = flow.l4_csum();
-    let fail = |_| DROP_NAT_REWRITE_FAILED;
-    // SAFETY: both buffers are 16 readable bytes on the stack.
-    let diff = unsafe {
-        bpf_csum_diff(
-            old_addr.as_mut_ptr().cast(),
-            16,
-            new_addr.as_mut_ptr().cast(),
-            16,
-            0,
-        )
-    };
-    if diff < 0 {
-        return Err(DROP_NAT_REWRITE_FAILED);
-    }
-    ctx.l4_csum_replace(csum, 0, diff as u64, l4_flags | u64::from(BPF_F_PSEUDO_HDR))
-        .map_err(fail)?;
-    ctx.store(flow.l3 + addr_off, &new_addr, 0).map_err(fail)?;
-    ctx.l4_csum_replace(csum, u64::from(old_port), u64::from(port), l4_flags | 2)
-        .map_err(fail)?;
-    ctx.store(flow.l4 + port_off, &port, 0).map_err(fail)?;
-    match end {
-        End::Source => {
-            flow.src_addr = addr;
-            flow.src_port = port;
-        }
-        End::Destination => {
-            flow.dst_addr = addr;
-            flow.dst_port = port;
-        }
-    }
-    Ok(())
-}
-
-/// IPv6 counterpart of [`forward_v4`] (a subprogram of its own, for stack space).
-#[inline(never)]
-pub fn forward_v6(ctx: &TcContext, flow: &Ipv6Flow) -> i32 {
-    // SAFETY: an all-zero `bpf_fib_lookup` is a valid value (plain integers).
-    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
-    params.family = AF_INET6;
-    params.l4_protocol = flow.protocol;
-    params.sport = flow.src_port;
-    params.dport = flow.dst_port;
-    params.__bindgen_anon_1.tot_len = ctx.len() as u16;
-    // SAFETY: `skb` is the program's context pointer.
-    params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    // SAFETY: [u8; 16] and [u32; 4] have the same size; bytes stay in wire order.
-    params.__bindgen_anon_3.ipv6_src = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(flow.src_addr) };
-    // SAFETY: as above.
-    params.__bindgen_anon_4.ipv6_dst = unsafe { core::mem::transmute::<[u8; 16], [u32; 4]>(flow.dst_addr) };
-    // SAFETY: `params` is a valid, writable `bpf_fib_lookup` of the size passed.
-    let ret = unsafe {
-        fib_lookup(
-            ctx.as_ptr(),
-            &mut params,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            0,
-        )
-    };
-    if ret == i64::from(BPF_FIB_LKUP_RET_SUCCESS) || ret == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH) {
-        // SAFETY: no neighbour parameters: the helper resolves the next hop itself.
-        unsafe { bpf_redirect_neigh(params.ifindex, core::ptr::null_mut(), 0, 0) as i32 }
-    } else {
-        TC_ACT_OK
-    }
-}

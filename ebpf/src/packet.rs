@@ -1,4 +1,4 @@
-//! Header parsing for the tc programs: Ethernet, IPv4, IPv6, TCP and UDP.
+//! Header parsing for the tc programs: Ethernet, IPv4, TCP and UDP.
 //!
 //! Every read goes through `bpf_skb_load_bytes` (`TcContext::load`), which checks the
 //! offset against the packet length in the kernel, so no direct-packet-access bounds
@@ -14,8 +14,6 @@ use waggle_ebpf_common::{
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const IPV6_HLEN: usize = 40;
 
 /// TCP flag bits (byte 13 of the TCP header).
 pub const TCP_FIN: u8 = 0x01;
@@ -50,43 +48,12 @@ impl Ipv4Flow {
     }
 }
 
-/// An IPv6 TCP or UDP packet (TCP/UDP directly after the fixed header).
-#[derive(Clone, Copy)]
-pub struct Ipv6Flow {
-    /// Offset of the IPv6 header.
-    pub l3: usize,
-    /// Offset of the TCP/UDP header.
-    pub l4: usize,
-    pub protocol: u8,
-    pub tcp_flags: u8,
-    pub src_addr: [u8; 16],
-    pub dst_addr: [u8; 16],
-    pub src_port: u16,
-    pub dst_port: u16,
-}
-
-impl Ipv6Flow {
-    /// Offset of the L4 checksum field.
-    #[inline(always)]
-    pub fn l4_csum(&self) -> usize {
-        if self.protocol == PROTO_TCP { self.l4 + 16 } else { self.l4 + 6 }
-    }
-
-    #[inline(always)]
-    pub fn closes(&self) -> bool {
-        self.tcp_flags & (TCP_FIN | TCP_RST) != 0
-    }
-}
-
 /// What the parser found.
 pub enum Parsed {
     /// An IPv4 TCP/UDP packet carrying ports (first or only fragment).
     Ipv4(Ipv4Flow),
-    /// An IPv6 TCP/UDP packet without extension headers.
-    Ipv6(Ipv6Flow),
-    /// Anything the per-packet service path does not translate (other ethertypes,
-    /// other protocols, IPv4 non-first fragments, IPv6 extension headers): passed on
-    /// unchanged.
+    /// Anything the per-packet service path does not translate (IPv6 and other
+    /// ethertypes, other protocols, non-first fragments): passed on unchanged.
     Other,
 }
 
@@ -95,9 +62,6 @@ pub enum Parsed {
 #[inline(always)]
 pub fn parse(ctx: &TcContext) -> Result<Parsed, DropReason> {
     let ethertype = u16::from_be(ctx.load::<u16>(12).map_err(|_| DROP_INVALID_PACKET)?);
-    if ethertype == ETH_P_IPV6 {
-        return parse_v6(ctx);
-    }
     if ethertype != ETH_P_IP {
         return Ok(Parsed::Other);
     }
@@ -134,31 +98,3 @@ pub fn parse(ctx: &TcContext) -> Result<Parsed, DropReason> {
     }))
 }
 
-#[inline(always)]
-fn parse_v6(ctx: &TcContext) -> Result<Parsed, DropReason> {
-    let l3 = ETH_HLEN;
-    let version: u8 = ctx.load(l3).map_err(|_| DROP_INVALID_PACKET)?;
-    if version >> 4 != 6 {
-        return Err(DROP_INVALID_PACKET);
-    }
-    let protocol: u8 = ctx.load(l3 + 6).map_err(|_| DROP_INVALID_PACKET)?;
-    if protocol != PROTO_TCP && protocol != PROTO_UDP {
-        return Ok(Parsed::Other);
-    }
-    let l4 = l3 + IPV6_HLEN;
-    let tcp_flags = if protocol == PROTO_TCP {
-        ctx.load::<u8>(l4 + 13).map_err(|_| DROP_INVALID_PACKET)?
-    } else {
-        0
-    };
-    Ok(Parsed::Ipv6(Ipv6Flow {
-        l3,
-        l4,
-        protocol,
-        tcp_flags,
-        src_addr: ctx.load(l3 + 8).map_err(|_| DROP_INVALID_PACKET)?,
-        dst_addr: ctx.load(l3 + 24).map_err(|_| DROP_INVALID_PACKET)?,
-        src_port: ctx.load(l4).map_err(|_| DROP_INVALID_PACKET)?,
-        dst_port: ctx.load(l4 + 2).map_err(|_| DROP_INVALID_PACKET)?,
-    }))
-}

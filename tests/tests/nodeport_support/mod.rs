@@ -1,0 +1,331 @@
+//! Helpers of the per-packet path tests: one loaded data path per test-bed node (maps
+//! pinned in the bed's private BPF filesystem), service programming, and small
+//! in-process TCP/UDP servers that answer with their id and the peer they saw.
+//!
+//! Sockets are created inside a namespace (`NetNs::run`) and keep belonging to it, so
+//! the servers' threads and the test's clients run on ordinary threads afterwards.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use waggle_datapath::{
+    Datapath,
+    lb_maps::{LbMaps, PinnedLbMaps},
+    nodeport::{PerPacketProgram, TcAttachment},
+};
+use waggle_ebpf_common::{
+    conntrack::{CtEntryV4, CtKeyV4},
+    maps,
+    lb::{BackendV4, NodeConfig, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4, ServiceValue,
+        backend_flags, service_flags},
+};
+use waggle_testbed::{NetNs, Pod, TestBed};
+
+pub const NODE_PORT: u16 = 30080;
+pub const BACKEND_PORT: u16 = 8080;
+
+/// A map address: network byte order, as `waggle_ebpf_common` stores it.
+pub fn addr(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+/// A map port: network byte order.
+pub fn port(p: u16) -> u16 {
+    p.to_be()
+}
+
+/// The data path of one node: loaded, node address programmed, and both uplink
+/// programs (`tc_nodeport_ingress`, `tc_nodeport_egress`) attached.
+pub struct NodeDatapath {
+    pub index: usize,
+    pub netns: NetNs,
+    pub address: Ipv4Addr,
+    pub maps: PinnedLbMaps,
+    attachments: Vec<TcAttachment>,
+    // Last: the programs' links above go first.
+    pub datapath: Datapath,
+}
+
+impl NodeDatapath {
+    pub fn load(bed: &TestBed, index: usize) -> Result<Self> {
+        let node = bed.node(index);
+        let pin_dir = bed.bpf_dir().join(format!("node{index}"));
+        bed.register_pin_dir(&pin_dir)?;
+        let mut datapath = Datapath::load_pinned(&pin_dir)
+            .context("loading the BPF object (tests run as root with the object built)")?;
+        let mut maps = PinnedLbMaps::from_ebpf(datapath.ebpf())?;
+        let address = node.address();
+        maps.set_node_config(&NodeConfig { node_address_v4: addr(address), ..Default::default() })?;
+        maps.node_addrs_v4().insert(&addr(address), &1)?;
+        let netns = node.netns().clone();
+        let uplink = node.uplink().to_owned();
+        let attachments = netns.run(|| {
+            PerPacketProgram::UPLINK
+                .iter()
+                .map(|program| Ok(datapath.attach_per_packet(*program, &uplink)?))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        Ok(Self { index, netns, address, maps, attachments, datapath })
+    }
+
+    /// Attaches `tc_pod_egress` to the pod's host-side veth (the pod must be on this node).
+    pub fn attach_pod(&mut self, pod: &Pod) -> Result<()> {
+        let veth = pod.host_veth().to_owned();
+        let datapath = &mut self.datapath;
+        let link = self
+            .netns
+            .run(|| -> Result<_> { Ok(datapath.attach_per_packet(PerPacketProgram::PodEgress, &veth)?) })?;
+        self.attachments.push(link);
+        Ok(())
+    }
+
+    /// Adds backend `id` at the pod's address; LOCAL when the pod runs on this node.
+    pub fn add_backend(&mut self, id: u32, pod: &Pod, protocol: u8) -> Result<()> {
+        let mut flags = backend_flags::ACTIVE;
+        if pod.node() == self.index {
+            flags |= backend_flags::LOCAL;
+        }
+        let backend =
+            BackendV4 { address: addr(pod.address()), port: port(BACKEND_PORT), protocol, flags };
+        self.maps.backends_v4().insert(&id, &backend)?;
+        Ok(())
+    }
+
+    /// Programs a service's master entry and slots in one scope.
+    pub fn program(&mut self, service: &ServiceSpec, scope: u8, backend_ids: &[u32]) -> Result<()> {
+        let key = |slot: u16| ServiceKeyV4 {
+            address: service.address.map_or(0, addr),
+            port: port(service.port),
+            backend_slot: slot,
+            protocol: service.protocol,
+            scope,
+            _pad: [0; 2],
+        };
+        let master = ServiceValue {
+            backend_id: 0,
+            count: backend_ids.len() as u16,
+            rev_nat_index: service.rev_nat_index,
+            flags: service.flags,
+            _pad: 0,
+            affinity_timeout: service.affinity_timeout,
+        };
+        for (slot, id) in backend_ids.iter().enumerate() {
+            let value = ServiceValue { backend_id: *id, ..Default::default() };
+            self.maps.services_v4().insert(&key(slot as u16 + 1), &value)?;
+        }
+        self.maps.services_v4().insert(&key(0), &master)?;
+        Ok(())
+    }
+
+    /// Every conntrack entry (`wg_ct4_v1`).
+    pub fn conntrack(&self) -> Result<Vec<(CtKeyV4, CtEntryV4)>> {
+        let map = self.datapath.ebpf().map(maps::CONNTRACK_V4).context("no conntrack map")?;
+        let table: aya::maps::HashMap<_, CtKeyV4, CtEntryV4> = aya::maps::HashMap::try_from(map)?;
+        Ok(table.iter().filter_map(Result::ok).collect())
+    }
+
+    /// A drop counter (summed over CPUs).
+    pub fn drops(&self, reason: u32) -> Result<u64> {
+        let counters = self.maps.drop_counters()?;
+        Ok(counters.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n))
+    }
+
+    /// New connections counted for a service.
+    pub fn connections(&self, rev_nat_index: u16) -> Result<u64> {
+        let counters = self.maps.service_counters()?;
+        Ok(counters
+            .iter()
+            .find(|(k, _)| *k == u32::from(rev_nat_index))
+            .map_or(0, |(_, c)| c.connections))
+    }
+}
+
+/// One service port as the tests program it.
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    /// `None` for a NodePort entry (address 0).
+    pub address: Option<Ipv4Addr>,
+    pub port: u16,
+    pub protocol: u8,
+    pub rev_nat_index: u16,
+    pub flags: u16,
+    /// Session-affinity timeout in seconds (with `service_flags::AFFINITY`).
+    pub affinity_timeout: u32,
+}
+
+impl ServiceSpec {
+    pub fn node_port(rev_nat_index: u16, node_port: u16, protocol: u8) -> Self {
+        Self {
+            address: None,
+            port: node_port,
+            protocol,
+            rev_nat_index,
+            flags: service_flags::NODE_PORT,
+            affinity_timeout: 0,
+        }
+    }
+}
+
+pub const EXTERNAL: u8 = SCOPE_EXTERNAL;
+pub const INTERNAL: u8 = SCOPE_INTERNAL;
+
+/// A TCP server in a pod: on each connection it first writes `<id> <peer>\n`, then
+/// answers every line with `<id> <line>\n`.
+pub struct TcpServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpServer {
+    pub fn start(pod: &Pod, id: &str) -> Result<Self> {
+        let bind = SocketAddrV4::new(pod.address(), BACKEND_PORT);
+        let listener = pod.netns().run(|| TcpListener::bind(bind))?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let id = id.to_owned();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        let id = id.clone();
+                        std::thread::spawn(move || serve_tcp(stream, &id, &peer.to_string()));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+fn serve_tcp(stream: TcpStream, id: &str, peer: &str) {
+    let _ = stream.set_nonblocking(false);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    if writeln!(writer, "{id} {peer}").is_err() {
+        return;
+    }
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { return };
+        if writeln!(writer, "{id} {line}").is_err() {
+            return;
+        }
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A UDP server in a pod: answers each datagram with `<id> <peer>`.
+pub struct UdpServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpServer {
+    pub fn start(pod: &Pod, id: &str) -> Result<Self> {
+        let bind = SocketAddrV4::new(pod.address(), BACKEND_PORT);
+        let socket = pod.netns().run(|| UdpSocket::bind(bind))?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let id = id.to_owned();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(format!("{id} {peer}").as_bytes(), peer);
+                }
+            }
+        });
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A TCP client connection made from a namespace, speaking the servers' line protocol.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    /// The server's id and the peer address it saw.
+    pub server: String,
+    pub peer_seen: String,
+}
+
+impl Client {
+    pub fn connect(netns: &NetNs, to: SocketAddrV4, timeout: Duration) -> std::io::Result<Self> {
+        let stream = netns.run(|| TcpStream::connect_timeout(&to.into(), timeout))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let writer = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        let greeting = read_line(&mut reader)?;
+        let (server, peer_seen) = greeting
+            .split_once(' ')
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .ok_or_else(|| std::io::Error::other(format!("bad greeting {greeting:?}")))?;
+        Ok(Self { reader, writer, server, peer_seen })
+    }
+
+    /// Sends a line; returns the id of the server that answered it.
+    pub fn ask(&mut self, line: &str) -> Result<String> {
+        writeln!(self.writer, "{line}")?;
+        let answer = read_line(&mut self.reader)?;
+        match answer.split_once(' ') {
+            Some((id, echoed)) if echoed == line => Ok(id.to_owned()),
+            _ => bail!("unexpected answer {answer:?} to {line:?}"),
+        }
+    }
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+    }
+    Ok(line.trim_end().to_owned())
+}
+
+/// One UDP request/reply from `socket` (created in a namespace) to `to`: the answering
+/// server's id and the peer it saw.
+pub fn udp_ask(socket: &UdpSocket, to: SocketAddrV4) -> Result<(String, String)> {
+    socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut buf = [0u8; 256];
+    // A reply may be lost while a neighbour entry resolves: retry a few times.
+    for _ in 0..3 {
+        socket.send_to(b"hello", to)?;
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (id, peer) = text.split_once(' ').context("bad UDP answer")?;
+            return Ok((id.to_owned(), peer.to_owned()));
+        }
+    }
+    bail!("no UDP answer from {to}")
+}
