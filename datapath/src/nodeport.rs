@@ -6,7 +6,10 @@
 //! | `tc_nodeport_egress`  | tc egress of the node's uplink      | same                           |
 //! | `tc_pod_egress`       | tc ingress of a pod's host-side veth | same                           |
 //!
-//! (tc ingress of the host-side veth sees the traffic leaving the pod.) All three are
+//! (tc ingress of the host-side veth sees the traffic leaving the pod.) Each program
+//! serves IPv4 and IPv6: the IPv6 path reads the same service maps' `_v6` variants,
+//! tracks connections in `wg_ct6_v1` and SNATs to `NodeConfig::node_address_v6`, so a
+//! node needs that address and its `wg_naddr6_v1` entries programmed. All three are
 //! SCHED_CLS programs. They attach through TCX links (Linux 6.6) where the
 //! kernel has them, else through a clsact qdisc and a direct-action filter (Linux 4.5;
 //! aya picks by kernel version). Every call works on the interface *in the calling

@@ -15,7 +15,8 @@ pub const REV_NAT_V6: &str = "wg_rnat6_v1";
 pub const SOCK_REV_NAT_V4: &str = "wg_srnat4_v1";
 pub const SOCK_REV_NAT_V6: &str = "wg_srnat6_v1";
 pub const AFFINITY: &str = "wg_affin_v1";
-pub const MAGLEV: &str = "wg_maglev_v1";
+/// `_v2`: 16363-slot tables (`_v1` had 1021) in a map that does not preallocate.
+pub const MAGLEV: &str = "wg_maglev_v2";
 pub const CONNTRACK_V4: &str = "wg_ct4_v1";
 pub const CONNTRACK_V6: &str = "wg_ct6_v1";
 pub const DROPS: &str = "wg_drops_v1";

@@ -26,9 +26,9 @@ pub const CLOSING_SECS: u32 = 10;
 pub const UDP_SECS: u32 = 60;
 
 /// SNAT ports tried besides the client's own (random ones in the ephemeral range).
-const SNAT_RETRIES: u32 = 3;
-const SNAT_PORT_MIN: u32 = 32_768;
-const SNAT_PORT_SPAN: u32 = 28_232;
+pub(crate) const SNAT_RETRIES: u32 = 3;
+pub(crate) const SNAT_PORT_MIN: u32 = 32_768;
+pub(crate) const SNAT_PORT_SPAN: u32 = 28_232;
 
 /// How long an entry may stay idle.
 #[inline(always)]

@@ -1,7 +1,7 @@
 //! Maglev backend selection for the per-packet path.
 //!
 //! The proxy builds one table per service (`waggle_proxy::maglev::build_table`) into
-//! `wg_maglev_v1`, keyed by `rev_nat_index`. A flow hashes to one slot; every node has
+//! `wg_maglev_v2`, keyed by `rev_nat_index`. A flow hashes to one slot; every node has
 //! the same table, so a flow reaches the same backend whichever node it enters. The
 //! hash covers the client address and port, the service port and the protocol, but not
 //! the destination address: for a NodePort that differs from node to node.
@@ -79,3 +79,25 @@ fn table_entry(rev_nat_index: u16, hash: u32) -> Result<u32, DropReason> {
     Ok(backend_id)
 }
 
+
+/// A 32-bit hash of an IPv6 flow's stable fields: the client address folded into one
+/// word, then mixed as [`flow_hash_v4`] mixes an IPv4 address.
+#[inline(always)]
+pub fn flow_hash_v6(flow: &crate::packet6::Ipv6Flow) -> u32 {
+    let a = &flow.src_addr;
+    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    let folded =
+        word(0) ^ word(4).rotate_left(8) ^ word(8).rotate_left(16) ^ word(12).rotate_left(24);
+    mix(folded, flow.src_port, flow.dst_port, flow.protocol)
+}
+
+/// IPv6 counterpart of [`select_v4`].
+#[inline(always)]
+pub fn select_v6(
+    rev_nat_index: u16,
+    flow: &crate::packet6::Ipv6Flow,
+) -> Result<Selected<waggle_ebpf_common::lb::BackendV6>, DropReason> {
+    let backend_id = table_entry(rev_nat_index, flow_hash_v6(flow))?;
+    let backend = crate::lb::V6::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
+    Ok(Selected { backend_id, backend })
+}

@@ -9,19 +9,23 @@
 //! - `socket_lb`: cgroup sock_addr hooks (connect, sendmsg, recvmsg, getpeername)
 //! - `nodeport`: tc programs for traffic socket LB cannot see (NodePort from outside),
 //!   built from `packet` (header parsing), `conntrack` (CT entries, SNAT ports), `nat`
-//!   (rewrites, checksums, FIB forwarding) and `maglev` (consistent backend choice)
+//!   (rewrites, checksums, FIB forwarding) and `maglev` (consistent backend choice);
+//!   `packet6`, `conntrack6` and `nat6` are their IPv6 counterparts
 //! - `counters`: per-interface packet counters
 #![no_std]
 #![no_main]
 
 mod conntrack;
+mod conntrack6;
 mod counters;
 mod lb;
 mod maglev;
 mod maps;
 mod nat;
+mod nat6;
 mod nodeport;
 mod packet;
+mod packet6;
 mod socket_lb;
 
 #[cfg(not(test))]

@@ -12,6 +12,7 @@
 //! loader (tests, benchmarks) would silently share one global set of maps.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
@@ -84,10 +85,11 @@ pub static SOCK_REV_NAT_V6: LruHashMap<SockRevNatKeyV6, SockRevNatV6> =
 pub static AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
     LruHashMap::with_max_entries(names::MAX_AFFINITY, 0);
 
-/// Maglev tables by `rev_nat_index` as u32.
-#[map(name = "wg_maglev_v1")]
+/// Maglev tables by `rev_nat_index` as u32. Not preallocated (`BPF_F_NO_PREALLOC`):
+/// a table is 64 KiB, so only services that have one cost memory.
+#[map(name = "wg_maglev_v2")]
 pub static MAGLEV: HashMap<u32, MaglevTable> =
-    HashMap::with_max_entries(names::MAX_MAGLEV_SERVICES, 0);
+    HashMap::with_max_entries(names::MAX_MAGLEV_SERVICES, BPF_F_NO_PREALLOC);
 
 /// Connection tracking for the per-packet path (LRU).
 #[map(name = "wg_ct4_v1")]

@@ -260,6 +260,7 @@ fn pod_without_socket_lb_reaches_cluster_ip_through_tc() -> Result<()> {
     let _server = TcpServer::start(&backend, "backend")?;
     let service = ServiceSpec {
         address: Some(vip),
+        address_v6: None,
         port: 80,
         protocol: PROTO_TCP,
         rev_nat_index: 21,

@@ -18,12 +18,15 @@
 //!   address the client used, and is the per-packet fallback for pods without socket
 //!   LB (DNAT of ClusterIP/externalIP/NodePort destinations, no SNAT).
 //!
-//! IPv4 only: IPv6 packets pass through unchanged (the IPv4 logic is in [`v4`]).
+//! Both families: each entry point sends IPv6 frames to [`v6`] and everything else to
+//! the IPv4 logic in [`v4`] (non-IP frames, ICMP/ICMPv6 and so neighbour discovery,
+//! and other protocols pass unchanged). The two paths are separate BPF functions, so
+//! their stack frames are not added up against the 512-byte limit.
 //! Each entry point is thin: a `try_*` function returns a verdict or a drop reason,
 //! which is counted in `DROPS`.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, __sk_buff},
     macros::classifier,
     programs::TcContext,
 };
@@ -36,25 +39,56 @@ use crate::{
 };
 
 mod v4;
+mod v6;
 
 /// Uplink ingress: NodePort/externalIP traffic from outside, and replies of remote
 /// backends.
 #[classifier]
 pub fn tc_nodeport_ingress(ctx: TcContext) -> i32 {
-    verdict(try_nodeport_ingress(&ctx))
+    if crate::packet6::is_ipv6(&ctx) {
+        return v6::nodeport_ingress(ctx.skb.skb);
+    }
+    ipv4_nodeport_ingress(ctx.skb.skb)
+}
+
+/// The IPv4 (and non-IP) path of [`tc_nodeport_ingress`], a BPF function of its own so that its
+/// stack frame is not added to the IPv6 path's.
+#[inline(never)]
+fn ipv4_nodeport_ingress(skb: *mut __sk_buff) -> i32 {
+    verdict(try_nodeport_ingress(&TcContext::new(skb)))
 }
 
 /// Uplink egress: replies of local backends to external clients (reverse DNAT).
 #[classifier]
 pub fn tc_nodeport_egress(ctx: TcContext) -> i32 {
-    verdict(try_nodeport_egress(&ctx))
+    if crate::packet6::is_ipv6(&ctx) {
+        return v6::nodeport_egress(ctx.skb.skb);
+    }
+    ipv4_nodeport_egress(ctx.skb.skb)
+}
+
+/// The IPv4 (and non-IP) path of [`tc_nodeport_egress`], a BPF function of its own so that its
+/// stack frame is not added to the IPv6 path's.
+#[inline(never)]
+fn ipv4_nodeport_egress(skb: *mut __sk_buff) -> i32 {
+    verdict(try_nodeport_egress(&TcContext::new(skb)))
 }
 
 /// Pod host-side veth ingress (traffic leaving the pod): replies of local backends,
 /// and service DNAT for pods without socket LB.
 #[classifier]
 pub fn tc_pod_egress(ctx: TcContext) -> i32 {
-    verdict(try_pod_egress(&ctx))
+    if crate::packet6::is_ipv6(&ctx) {
+        return v6::pod_egress(ctx.skb.skb);
+    }
+    ipv4_pod_egress(ctx.skb.skb)
+}
+
+/// The IPv4 (and non-IP) path of [`tc_pod_egress`], a BPF function of its own so that its
+/// stack frame is not added to the IPv6 path's.
+#[inline(never)]
+fn ipv4_pod_egress(skb: *mut __sk_buff) -> i32 {
+    verdict(try_pod_egress(&TcContext::new(skb)))
 }
 
 /// The verdict of a handler: a drop reason is counted and the packet dropped.

@@ -9,7 +9,7 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -25,10 +25,10 @@ use waggle_datapath::{
     nodeport::{PerPacketProgram, TcAttachment},
 };
 use waggle_ebpf_common::{
-    conntrack::{CtEntryV4, CtKeyV4},
+    conntrack::{CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6},
     maps,
-    lb::{BackendV4, NodeConfig, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4, ServiceValue,
-        backend_flags, service_flags},
+    lb::{BackendV4, BackendV6, NodeConfig, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4,
+        ServiceKeyV6, ServiceValue, backend_flags, service_flags},
 };
 use waggle_testbed::{NetNs, Pod, TestBed};
 
@@ -51,6 +51,7 @@ pub struct NodeDatapath {
     pub index: usize,
     pub netns: NetNs,
     pub address: Ipv4Addr,
+    pub address_v6: Ipv6Addr,
     pub maps: PinnedLbMaps,
     attachments: Vec<TcAttachment>,
     // Last: the programs' links above go first.
@@ -66,8 +67,14 @@ impl NodeDatapath {
             .context("loading the BPF object (tests run as root with the object built)")?;
         let mut maps = PinnedLbMaps::from_ebpf(datapath.ebpf())?;
         let address = node.address();
-        maps.set_node_config(&NodeConfig { node_address_v4: addr(address), ..Default::default() })?;
+        let address_v6 = node.address_v6();
+        maps.set_node_config(&NodeConfig {
+            node_address_v4: addr(address),
+            node_address_v6: address_v6.octets(),
+            ..Default::default()
+        })?;
         maps.node_addrs_v4().insert(&addr(address), &1)?;
+        maps.node_addrs_v6().insert(&address_v6.octets(), &1)?;
         let netns = node.netns().clone();
         let uplink = node.uplink().to_owned();
         let attachments = netns.run(|| {
@@ -76,7 +83,7 @@ impl NodeDatapath {
                 .map(|program| Ok(datapath.attach_per_packet(*program, &uplink)?))
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(Self { index, netns, address, maps, attachments, datapath })
+        Ok(Self { index, netns, address, address_v6, maps, attachments, datapath })
     }
 
     /// Attaches `tc_pod_egress` to the pod's host-side veth (the pod must be on this node).
@@ -128,6 +135,56 @@ impl NodeDatapath {
         Ok(())
     }
 
+    /// Adds IPv6 backend `id` at the pod's IPv6 address; LOCAL when the pod runs here.
+    pub fn add_backend_v6(&mut self, id: u32, pod: &Pod, protocol: u8) -> Result<()> {
+        let mut flags = backend_flags::ACTIVE;
+        if pod.node() == self.index {
+            flags |= backend_flags::LOCAL;
+        }
+        let backend = BackendV6 {
+            address: pod.address_v6().octets(),
+            port: port(BACKEND_PORT),
+            protocol,
+            flags,
+        };
+        self.maps.backends_v6().insert(&id, &backend)?;
+        Ok(())
+    }
+
+    /// Programs an IPv6 service's master entry and slots in one scope (a NodePort
+    /// entry has address `::`; `service.address_v6` otherwise).
+    pub fn program_v6(&mut self, service: &ServiceSpec, scope: u8, backend_ids: &[u32]) -> Result<()> {
+        let key = |slot: u16| ServiceKeyV6 {
+            address: service.address_v6.map_or([0; 16], |a| a.octets()),
+            port: port(service.port),
+            backend_slot: slot,
+            protocol: service.protocol,
+            scope,
+            _pad: [0; 2],
+        };
+        let master = ServiceValue {
+            backend_id: 0,
+            count: backend_ids.len() as u16,
+            rev_nat_index: service.rev_nat_index,
+            flags: service.flags,
+            _pad: 0,
+            affinity_timeout: service.affinity_timeout,
+        };
+        for (slot, id) in backend_ids.iter().enumerate() {
+            let value = ServiceValue { backend_id: *id, ..Default::default() };
+            self.maps.services_v6().insert(&key(slot as u16 + 1), &value)?;
+        }
+        self.maps.services_v6().insert(&key(0), &master)?;
+        Ok(())
+    }
+
+    /// Every IPv6 conntrack entry (`wg_ct6_v1`).
+    pub fn conntrack_v6(&self) -> Result<Vec<(CtKeyV6, CtEntryV6)>> {
+        let map = self.datapath.ebpf().map(maps::CONNTRACK_V6).context("no conntrack map")?;
+        let table: aya::maps::HashMap<_, CtKeyV6, CtEntryV6> = aya::maps::HashMap::try_from(map)?;
+        Ok(table.iter().filter_map(Result::ok).collect())
+    }
+
     /// Every conntrack entry (`wg_ct4_v1`).
     pub fn conntrack(&self) -> Result<Vec<(CtKeyV4, CtEntryV4)>> {
         let map = self.datapath.ebpf().map(maps::CONNTRACK_V4).context("no conntrack map")?;
@@ -156,6 +213,8 @@ impl NodeDatapath {
 pub struct ServiceSpec {
     /// `None` for a NodePort entry (address 0).
     pub address: Option<Ipv4Addr>,
+    /// The IPv6 service address (`None` for a NodePort entry, address `::`).
+    pub address_v6: Option<Ipv6Addr>,
     pub port: u16,
     pub protocol: u8,
     pub rev_nat_index: u16,
@@ -168,6 +227,7 @@ impl ServiceSpec {
     pub fn node_port(rev_nat_index: u16, node_port: u16, protocol: u8) -> Self {
         Self {
             address: None,
+            address_v6: None,
             port: node_port,
             protocol,
             rev_nat_index,
@@ -189,7 +249,15 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub fn start(pod: &Pod, id: &str) -> Result<Self> {
-        let bind = SocketAddrV4::new(pod.address(), BACKEND_PORT);
+        Self::listen(pod, id, SocketAddrV4::new(pod.address(), BACKEND_PORT).into())
+    }
+
+    /// The same server on the pod's IPv6 address.
+    pub fn start_v6(pod: &Pod, id: &str) -> Result<Self> {
+        Self::listen(pod, id, SocketAddrV6::new(pod.address_v6(), BACKEND_PORT, 0, 0).into())
+    }
+
+    fn listen(pod: &Pod, id: &str, bind: SocketAddr) -> Result<Self> {
         let listener = pod.netns().run(|| TcpListener::bind(bind))?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -281,8 +349,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(netns: &NetNs, to: SocketAddrV4, timeout: Duration) -> std::io::Result<Self> {
-        let stream = netns.run(|| TcpStream::connect_timeout(&to.into(), timeout))?;
+    pub fn connect(netns: &NetNs, to: impl Into<SocketAddr>, timeout: Duration) -> std::io::Result<Self> {
+        let to = to.into();
+        let stream = netns.run(|| TcpStream::connect_timeout(&to, timeout))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         let writer = stream.try_clone()?;
         let mut reader = BufReader::new(stream);
