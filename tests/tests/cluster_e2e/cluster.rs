@@ -1,0 +1,288 @@
+//! A Waggle cluster on a namespace test bed, made of the real binaries:
+//!
+//! * `waggle server` in node 0's namespace, bound to node 0's fabric address
+//!   (`10.250.0.1:6443`), with its SQLite store in a temporary directory;
+//! * one `waggle proxy` per node in that node's namespace: socket LB on the node's
+//!   cgroup, the NodePort programs on its uplink, pins in the bed's private bpffs, and
+//!   the admin kubeconfig pointing at the server over the fabric;
+//! * the test's own client ([`ApiClient`]) in node 0's namespace.
+//!
+//! Nothing listens or routes in the root namespace. The processes are the bed's: they
+//! are killed when the cluster (or the bed) is dropped, and if the test panics their
+//! logs are printed.
+
+use std::{
+    fs::File,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use kube::config::Kubeconfig;
+use tempfile::TempDir;
+use waggle_testbed::{Spawned, TestBed};
+
+use super::api::ApiClient;
+
+/// The API server's port on node 0's fabric address.
+pub const API_PORT: u16 = 6443;
+/// Where each proxy serves `/healthz` (loopback of its own node namespace).
+const HEALTHZ: &str = "127.0.0.1:10256";
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A process of the cluster and its log file.
+struct Daemon {
+    name: String,
+    process: Spawned,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `command` with stdout and stderr appended to `dir/<name>.log`.
+    fn start(bed: &TestBed, dir: &Path, name: &str, mut command: Command) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let file = File::create(&log).expect("creating a log file");
+        command
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file);
+        let process = bed
+            .spawn(command)
+            .unwrap_or_else(|error| panic!("starting {name}: {error}"));
+        Self {
+            name: name.to_owned(),
+            process,
+            log,
+        }
+    }
+
+    /// Panics with the log if the process has exited.
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.process.try_wait() {
+            panic!("{} exited ({status}):\n{}", self.name, read_log(&self.log));
+        }
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|error| format!("(cannot read {}: {error})", path.display()))
+}
+
+/// The `waggle` binary: `$WAGGLE_BIN`, else beside the test's profile directory
+/// (`target/<profile>/waggle`, the test runs from `target/<profile>/deps`). Cargo
+/// does not build another package's binaries for a test, so it must exist already.
+pub fn waggle_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let binary = match std::env::var_os("WAGGLE_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from target/<profile>/deps")
+            .join("waggle"),
+    };
+    assert!(
+        binary.is_file(),
+        "{} is missing: this end-to-end test runs the real `waggle` binary. Build it first with \
+         `cargo build -p waggle --bin waggle` (same CARGO_TARGET_DIR, profile and \
+         WAGGLE_BPF_OBJECT as the tests; `cargo xtask test` does this), or point WAGGLE_BIN at it",
+        binary.display()
+    );
+    binary
+}
+
+/// The server, the proxies and a client, on `bed`.
+pub struct Cluster {
+    // Field order is drop order: the client's threads leave node 0's namespace first,
+    // then the proxies and the server stop, then the bed goes.
+    pub api: ApiClient,
+    proxies: Vec<Daemon>,
+    server: Daemon,
+    pub waggle: PathBuf,
+    /// The proxies' pin directories, by node index.
+    pub pin_dirs: Vec<PathBuf>,
+    dir: TempDir,
+}
+
+impl Cluster {
+    /// Starts the server on node 0, waits until it serves, then a proxy per node, and
+    /// waits until each has synced.
+    pub fn start(bed: &TestBed) -> Self {
+        let waggle = waggle_binary();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let node0 = bed.node(0);
+        let api_addr = SocketAddr::new(node0.address().into(), API_PORT);
+        let data_dir = dir.path().join("server");
+        std::fs::create_dir_all(&data_dir).expect("server data dir");
+
+        let started = Instant::now();
+        let mut command = node0.netns().command(&waggle);
+        command
+            .args(["server", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--bind", &api_addr.to_string()]);
+        let mut server = Daemon::start(bed, dir.path(), "waggle-server", command);
+        // The server writes its kubeconfig in place (not atomically): wait until it
+        // reads back whole, then point it at the fabric address.
+        let written = data_dir.join("admin.kubeconfig");
+        let kubeconfig = dir.path().join("kubeconfig");
+        loop {
+            server.check_alive();
+            match rewrite_server(&written, &kubeconfig, &format!("https://{api_addr}")) {
+                Ok(()) => break,
+                Err(error) => assert!(
+                    started.elapsed() < START_TIMEOUT,
+                    "waggle server wrote no usable kubeconfig within {START_TIMEOUT:?} ({error:#}):\n{}",
+                    read_log(&server.log)
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let api = ApiClient::connect(node0.netns(), &kubeconfig)
+            .unwrap_or_else(|error| panic!("building the API client: {error:#}"));
+        let version = api
+            .wait_until_serving(START_TIMEOUT)
+            .unwrap_or_else(|error| panic!("{error:#}\n{}", read_log(&server.log)));
+        eprintln!(
+            "cluster: waggle server {version} serving at {api_addr} after {:?}",
+            started.elapsed()
+        );
+
+        let mut pin_dirs = Vec::new();
+        let mut proxies = Vec::new();
+        for node in bed.nodes() {
+            let pin_dir = bed.bpf_dir().join(node.name());
+            bed.register_pin_dir(&pin_dir)
+                .expect("registering the pin dir");
+            let mut command = node.netns().command(&waggle);
+            command
+                .args(["proxy", "--node-name", node.name(), "--kubeconfig"])
+                .arg(&kubeconfig)
+                .arg("--cgroup")
+                .arg(node.cgroup())
+                .arg("--pin-dir")
+                .arg(&pin_dir)
+                .args(["--uplink", node.uplink()])
+                .args(["--node-ip", &node.address().to_string()])
+                .args(["--node-ip", &node.address_v6().to_string()])
+                .args(["--healthz-addr", HEALTHZ]);
+            proxies.push(Daemon::start(
+                bed,
+                dir.path(),
+                &format!("waggle-proxy-{}", node.name()),
+                command,
+            ));
+            pin_dirs.push(pin_dir);
+        }
+        for (node, proxy) in bed.nodes().iter().zip(&mut proxies) {
+            let since = Instant::now();
+            loop {
+                proxy.check_alive();
+                let status = node.netns().run(|| healthz(HEALTHZ));
+                if status == Some(200) {
+                    break;
+                }
+                assert!(
+                    since.elapsed() < START_TIMEOUT,
+                    "{} not healthy within {START_TIMEOUT:?} (last /healthz status {status:?}):\n{}",
+                    proxy.name,
+                    read_log(&proxy.log)
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        eprintln!(
+            "cluster: {} proxies synced, {:?} after start",
+            proxies.len(),
+            started.elapsed()
+        );
+        Self {
+            api,
+            proxies,
+            server,
+            waggle,
+            pin_dirs,
+            dir,
+        }
+    }
+
+    /// Panics (with their logs) if the server or a proxy has died.
+    pub fn check_alive(&mut self) {
+        self.server.check_alive();
+        for proxy in &mut self.proxies {
+            proxy.check_alive();
+        }
+    }
+
+    /// `waggle bpf lb list` for node `index`'s pins: the maps as the CLI shows them.
+    pub fn lb_list(&self, index: usize) -> String {
+        let output = Command::new(&self.waggle)
+            .args(["bpf", "lb", "list", "--pin-dir"])
+            .arg(&self.pin_dirs[index])
+            .output()
+            .expect("running waggle bpf lb list");
+        assert!(
+            output.status.success(),
+            "waggle bpf lb list failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for daemon in std::iter::once(&self.server).chain(&self.proxies) {
+                eprintln!(
+                    "----- {} log ({}) -----\n{}",
+                    daemon.name,
+                    daemon.log.display(),
+                    read_log(&daemon.log)
+                );
+            }
+            eprintln!(
+                "----- (temporary directory {}) -----",
+                self.dir.path().display()
+            );
+        }
+    }
+}
+
+/// Copies the kubeconfig at `from` to `to` with every cluster's server set to `url`;
+/// fails while `from` is missing or incomplete.
+fn rewrite_server(from: &Path, to: &Path, url: &str) -> anyhow::Result<()> {
+    let mut config = Kubeconfig::read_from(from)?;
+    anyhow::ensure!(
+        config.current_context.is_some() && !config.clusters.is_empty(),
+        "{} has no current context or no cluster yet",
+        from.display()
+    );
+    for named in &mut config.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some(url.to_owned());
+        }
+    }
+    // JSON is YAML: every kubeconfig reader takes it.
+    std::fs::write(to, serde_json::to_string_pretty(&config)?)?;
+    Ok(())
+}
+
+/// The HTTP status of `GET /healthz` at `addr` (in the calling thread's namespace).
+fn healthz(addr: &str) -> Option<u16> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
