@@ -42,6 +42,7 @@ impl Datapath {
     pub fn load_pinned(pin_dir: &Path) -> Result<Self, DatapathError> {
         let bytes = preflight()?;
         prepare_pin_dir(pin_dir)?;
+        remove_retired_pins(pin_dir)?;
         map_layout::check_pins(pin_dir)?;
         let paths: Vec<(&'static str, PathBuf)> = maps::PINNED
             .iter()
@@ -220,5 +221,42 @@ fn check_privileges() -> Result<(), DatapathError> {
         Ok(())
     } else {
         Err(DatapathError::NotPrivileged { euid })
+    }
+}
+
+/// Removes pins of retired map layouts (`maps::RETIRED`) from `pin_dir`; returns the
+/// names it removed.
+pub fn remove_retired_pins(pin_dir: &Path) -> Result<Vec<&'static str>, DatapathError> {
+    let mut removed = Vec::new();
+    for name in maps::RETIRED {
+        let path = pin_dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(map = name, "removed the pin of a retired map layout");
+                removed.push(*name);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(DatapathError::Io { path, source }),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod retired_tests {
+    use super::*;
+
+    #[test]
+    fn retired_pins_are_removed_and_current_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("wg-retired-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("wg_maglev_v1"), b"").unwrap();
+        std::fs::write(dir.join(maps::MAGLEV), b"").unwrap();
+        let removed = remove_retired_pins(&dir).unwrap();
+        assert_eq!(removed, ["wg_maglev_v1"]);
+        assert!(!dir.join("wg_maglev_v1").exists());
+        assert!(dir.join(maps::MAGLEV).exists());
+        assert!(remove_retired_pins(&dir).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -40,6 +40,11 @@ pub const PINNED: [&str; 17] = [
 /// the daemon restarts.
 pub const LINKS_DIR: &str = "links";
 
+/// Pinned map names of layouts that were replaced by a newer version. A daemon that
+/// loads with pinning removes these, so an upgraded node does not keep paying for
+/// maps no program uses any more.
+pub const RETIRED: &[&str] = &["wg_maglev_v1"];
+
 pub const MAX_SERVICES: u32 = 65_536;
 pub const MAX_BACKENDS: u32 = 65_536;
 pub const MAX_REV_NAT: u32 = 65_536;

@@ -1,0 +1,152 @@
+//! Stable id allocation with reference counts: backend ids (per address/port/protocol)
+//! and reverse-NAT indexes (per service port and family).
+//!
+//! An id lives while anything references it, so a backend shared by several services,
+//! or kept across an update, keeps its id. After a restart the proxy seeds *hints*
+//! from the pinned maps, so each key gets back the id it had and nothing is rewritten.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    hash::Hash,
+};
+
+/// Ran out of ids (more live keys than the id space or map holds).
+#[derive(Debug, thiserror::Error)]
+#[error("no free {kind} id (limit {limit})")]
+pub struct Exhausted {
+    pub kind: &'static str,
+    pub limit: u32,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: u32,
+    refs: u32,
+}
+
+/// Allocates ids in `1..=limit` for keys of type `K`.
+#[derive(Debug)]
+pub struct IdAllocator<K: Hash + Eq + Clone> {
+    kind: &'static str,
+    limit: u32,
+    by_key: HashMap<K, Slot>,
+    used: BTreeSet<u32>,
+    hints: HashMap<K, u32>,
+    hinted: BTreeSet<u32>,
+    next: u32,
+}
+
+impl<K: Hash + Eq + Clone> IdAllocator<K> {
+    pub fn new(kind: &'static str, limit: u32) -> Self {
+        Self {
+            kind,
+            limit,
+            by_key: HashMap::new(),
+            used: BTreeSet::new(),
+            hints: HashMap::new(),
+            hinted: BTreeSet::new(),
+            next: 1,
+        }
+    }
+
+    /// Prefers `id` for `key` on its next allocation (seeded from existing maps).
+    pub fn hint(&mut self, key: K, id: u32) {
+        if (1..=self.limit).contains(&id) && self.hinted.insert(id) {
+            self.hints.insert(key, id);
+        }
+    }
+
+    /// Drops hints that were not claimed (after the first sync).
+    pub fn clear_hints(&mut self) {
+        self.hints.clear();
+        self.hinted.clear();
+    }
+
+    /// The id of `key`, if allocated.
+    pub fn get(&self, key: &K) -> Option<u32> {
+        self.by_key.get(key).map(|s| s.id)
+    }
+
+    /// Takes a reference on `key`'s id, allocating one if needed.
+    pub fn acquire(&mut self, key: &K) -> Result<u32, Exhausted> {
+        if let Some(slot) = self.by_key.get_mut(key) {
+            slot.refs += 1;
+            return Ok(slot.id);
+        }
+        let id = match self.hints.remove(key).filter(|id| !self.used.contains(id)) {
+            Some(id) => id,
+            None => self.fresh()?,
+        };
+        self.used.insert(id);
+        self.by_key.insert(key.clone(), Slot { id, refs: 1 });
+        Ok(id)
+    }
+
+    /// Drops a reference; returns the id when it became free.
+    pub fn release(&mut self, key: &K) -> Option<u32> {
+        let slot = self.by_key.get_mut(key)?;
+        slot.refs -= 1;
+        if slot.refs > 0 {
+            return None;
+        }
+        let id = slot.id;
+        self.by_key.remove(key);
+        self.used.remove(&id);
+        Some(id)
+    }
+
+    /// Number of live ids.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    fn fresh(&mut self) -> Result<u32, Exhausted> {
+        let limit = self.limit;
+        for _ in 0..2 {
+            while self.next <= limit {
+                let id = self.next;
+                self.next += 1;
+                if !self.used.contains(&id) && !self.hinted.contains(&id) {
+                    return Ok(id);
+                }
+            }
+            self.next = 1; // wrap once and reuse freed ids
+        }
+        // Last resort: an id reserved by an unclaimed hint.
+        let id = (1..=limit).find(|id| !self.used.contains(id));
+        id.ok_or(Exhausted {
+            kind: self.kind,
+            limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_while_referenced_and_reused_after() {
+        let mut a = IdAllocator::new("test", 3);
+        assert_eq!(a.acquire(&"x").unwrap(), 1);
+        assert_eq!(a.acquire(&"y").unwrap(), 2);
+        assert_eq!(a.acquire(&"x").unwrap(), 1);
+        assert_eq!(a.release(&"x"), None);
+        assert_eq!(a.release(&"x"), Some(1));
+        assert_eq!(a.acquire(&"z").unwrap(), 3);
+        assert_eq!(a.acquire(&"w").unwrap(), 1);
+        assert!(a.acquire(&"v").is_err());
+    }
+
+    #[test]
+    fn hints_restore_ids_and_are_not_handed_to_others() {
+        let mut a = IdAllocator::new("test", 10);
+        a.hint("b", 1);
+        assert_eq!(a.acquire(&"a").unwrap(), 2);
+        assert_eq!(a.acquire(&"b").unwrap(), 1);
+    }
+}

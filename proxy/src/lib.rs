@@ -1,0 +1,32 @@
+//! Waggle's per-node service proxy: the replacement for kube-proxy that programs the
+//! eBPF load-balancing maps.
+//!
+//! The shape is kube-proxy's: sources ([`source`]: Kubernetes watchers or YAML files)
+//! feed a [`tracker::ChangeTracker`] that only records per-object previous/current
+//! pairs and nudges the [`runner`]; one [`sync::Syncer::sync`] turns the accumulated
+//! changes into map writes. Inside a sync, [`translate`] (pure: Service +
+//! EndpointSlices → frontends and backend sets, with [`endpoints`] choosing the
+//! backends) feeds the [`program::Programmer`], which keeps ids and slots stable and
+//! marks changed entries in the desired [`state::MapState`]; only those are written
+//! (or, after a failure, everything that differs from the maps). [`dump`] renders map
+//! contents as text for golden tests and `waggle bpf lb list`; [`daemon`] wires it all
+//! to the real data path with metrics and health checks.
+//!
+//! Start reading at [`translate`], then [`program`], then [`sync`].
+
+pub mod daemon;
+pub mod dump;
+pub mod endpoints;
+pub mod healthcheck;
+pub mod ids;
+pub mod maglev;
+pub mod mem_maps;
+pub mod metrics;
+pub mod model;
+pub mod program;
+pub mod runner;
+pub mod source;
+pub mod state;
+pub mod sync;
+pub mod tracker;
+pub mod translate;

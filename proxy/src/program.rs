@@ -1,0 +1,608 @@
+//! Turns [`ServicePlan`]s into map entries, keeping them stable across updates.
+//!
+//! The [`Programmer`] owns the desired [`MapState`] and, per service, the
+//! [`Fragment`] of entries it contributed. Updating a service builds its new fragment
+//! (taking id references first), then drops whatever the old one had that the new one
+//! lacks, so:
+//! - a backend keeps its id while any service port uses it;
+//! - a backend keeps its slot: a removed backend's slot is filled by the last slot and
+//!   the count shrinks, new backends are appended — connections through unchanged
+//!   backends never see their slot change;
+//! - only entries whose value changes are marked dirty for the next map write.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+};
+
+use waggle_ebpf_common::{
+    lb::{
+        BackendV4, BackendV6, RevNatV4, RevNatV6, SCOPE_EXTERNAL, ServiceKeyV4, ServiceKeyV6,
+        ServiceValue, service_flags as sf,
+    },
+    maps::{MAX_BACKENDS, MAX_REV_NAT},
+};
+
+use crate::{
+    endpoints::Endpoint,
+    ids::{Exhausted, IdAllocator},
+    maglev::{self, MaglevBackend},
+    model::{BackendAddr, Family, Protocol, ServiceName, ServicePortName, port_to_map, v4_to_map},
+    state::MapState,
+    translate::{MasterPlan, ServicePlan},
+};
+
+/// A master key of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MasterKey {
+    V4(ServiceKeyV4),
+    V6(ServiceKeyV6),
+}
+
+impl MasterKey {
+    fn new(ip: IpAddr, port: u16, protocol: Protocol, scope: u8) -> Self {
+        match ip {
+            IpAddr::V4(ip) => Self::V4(ServiceKeyV4 {
+                address: v4_to_map(ip),
+                port: port_to_map(port),
+                backend_slot: 0,
+                protocol: protocol.number(),
+                scope,
+                _pad: [0; 2],
+            }),
+            IpAddr::V6(ip) => Self::V6(ServiceKeyV6 {
+                address: ip.octets(),
+                port: port_to_map(port),
+                backend_slot: 0,
+                protocol: protocol.number(),
+                scope,
+                _pad: [0; 2],
+            }),
+        }
+    }
+
+    fn set(&self, state: &mut MapState, slot: u16, value: ServiceValue) {
+        match *self {
+            Self::V4(k) => state.services_v4.set(
+                ServiceKeyV4 {
+                    backend_slot: slot,
+                    ..k
+                },
+                value,
+            ),
+            Self::V6(k) => state.services_v6.set(
+                ServiceKeyV6 {
+                    backend_slot: slot,
+                    ..k
+                },
+                value,
+            ),
+        }
+    }
+
+    fn unset(&self, state: &mut MapState, slot: u16) {
+        match *self {
+            Self::V4(k) => state.services_v4.unset(&ServiceKeyV4 {
+                backend_slot: slot,
+                ..k
+            }),
+            Self::V6(k) => state.services_v6.unset(&ServiceKeyV6 {
+                backend_slot: slot,
+                ..k
+            }),
+        }
+    }
+}
+
+/// Identity of a reverse-NAT index.
+pub type RevNatKey = (ServicePortName, Family);
+
+/// The entries one service contributed (to release them when it changes).
+#[derive(Debug, Default)]
+struct Fragment {
+    masters: Vec<MasterKey>,
+    backends: Vec<BackendAddr>,
+    rev_nats: Vec<RevNatKey>,
+    maglev: Vec<u32>,
+}
+
+/// Health-check state of an `externalTrafficPolicy: Local` service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub node_port: u16,
+    pub local_endpoints: usize,
+}
+
+/// A service could not be programmed.
+#[derive(Debug, thiserror::Error)]
+#[error("service {service}: {source}")]
+pub struct ProgramError {
+    pub service: ServiceName,
+    #[source]
+    pub source: Exhausted,
+}
+
+/// Owns the desired map state and the stable ids and slot orders behind it.
+#[derive(Debug)]
+pub struct Programmer {
+    state: MapState,
+    backend_ids: IdAllocator<BackendAddr>,
+    rev_nat_ids: IdAllocator<RevNatKey>,
+    /// Reverse-NAT index hints by ClusterIP master key (restart).
+    rev_nat_hints: HashMap<MasterKey, u16>,
+    slots: HashMap<MasterKey, Vec<u32>>,
+    fragments: HashMap<ServiceName, Fragment>,
+    rev_nat_names: BTreeMap<u16, ServicePortName>,
+    health: BTreeMap<ServiceName, HealthCheck>,
+}
+
+impl Default for Programmer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Programmer {
+    pub fn new() -> Self {
+        Self {
+            state: MapState::default(),
+            backend_ids: IdAllocator::new("backend", MAX_BACKENDS),
+            rev_nat_ids: IdAllocator::new("rev_nat", MAX_REV_NAT.min(u32::from(u16::MAX))),
+            rev_nat_hints: HashMap::new(),
+            slots: HashMap::new(),
+            fragments: HashMap::new(),
+            rev_nat_names: BTreeMap::new(),
+            health: BTreeMap::new(),
+        }
+    }
+
+    /// The desired state of every map.
+    pub fn state(&self) -> &MapState {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut MapState {
+        &mut self.state
+    }
+
+    /// Which service port each `rev_nat_index` belongs to (metrics labels).
+    pub fn rev_nat_names(&self) -> &BTreeMap<u16, ServicePortName> {
+        &self.rev_nat_names
+    }
+
+    /// Health-check ports and local endpoint counts of ETP Local services.
+    pub fn health_checks(&self) -> &BTreeMap<ServiceName, HealthCheck> {
+        &self.health
+    }
+
+    /// Number of programmed services (masters with slot 0, any scope).
+    pub fn programmed_masters(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn programmed_backends(&self) -> usize {
+        self.backend_ids.len()
+    }
+
+    /// Seeds ids and slot orders from maps a previous proxy programmed, so a restart
+    /// finds every entry already correct and rewrites nothing.
+    pub fn seed(&mut self, actual: &MapState) {
+        for (id, b) in actual.backends_v4.iter() {
+            if let Some(protocol) = Protocol::from_number(b.protocol) {
+                let ip = IpAddr::V4(crate::model::v4_from_map(b.address));
+                let addr = BackendAddr {
+                    ip,
+                    port: crate::model::port_from_map(b.port),
+                    protocol,
+                };
+                self.backend_ids.hint(addr, *id);
+            }
+        }
+        for (id, b) in actual.backends_v6.iter() {
+            if let Some(protocol) = Protocol::from_number(b.protocol) {
+                let ip = IpAddr::V6(b.address.into());
+                let addr = BackendAddr {
+                    ip,
+                    port: crate::model::port_from_map(b.port),
+                    protocol,
+                };
+                self.backend_ids.hint(addr, *id);
+            }
+        }
+        let mut slots4: HashMap<ServiceKeyV4, BTreeMap<u16, u32>> = HashMap::new();
+        for (k, v) in actual.services_v4.iter() {
+            let master = ServiceKeyV4 {
+                backend_slot: 0,
+                ..*k
+            };
+            if k.backend_slot == 0 && v.flags & sf::CLUSTER_IP != 0 && k.scope == SCOPE_EXTERNAL {
+                self.rev_nat_hints
+                    .insert(MasterKey::V4(master), v.rev_nat_index);
+            }
+            if k.backend_slot != 0 {
+                slots4
+                    .entry(master)
+                    .or_default()
+                    .insert(k.backend_slot, v.backend_id);
+            }
+        }
+        for (master, slots) in slots4 {
+            self.seed_slots(
+                MasterKey::V4(master),
+                slots,
+                actual.services_v4.get(&master),
+            );
+        }
+        let mut slots6: HashMap<ServiceKeyV6, BTreeMap<u16, u32>> = HashMap::new();
+        for (k, v) in actual.services_v6.iter() {
+            let master = ServiceKeyV6 {
+                backend_slot: 0,
+                ..*k
+            };
+            if k.backend_slot == 0 && v.flags & sf::CLUSTER_IP != 0 && k.scope == SCOPE_EXTERNAL {
+                self.rev_nat_hints
+                    .insert(MasterKey::V6(master), v.rev_nat_index);
+            }
+            if k.backend_slot != 0 {
+                slots6
+                    .entry(master)
+                    .or_default()
+                    .insert(k.backend_slot, v.backend_id);
+            }
+        }
+        for (master, slots) in slots6 {
+            self.seed_slots(
+                MasterKey::V6(master),
+                slots,
+                actual.services_v6.get(&master),
+            );
+        }
+    }
+
+    fn seed_slots(
+        &mut self,
+        key: MasterKey,
+        slots: BTreeMap<u16, u32>,
+        master: Option<&ServiceValue>,
+    ) {
+        let Some(master) = master else { return };
+        let order: Vec<u32> = (1..=master.count)
+            .map_while(|s| slots.get(&s).copied())
+            .collect();
+        if order.len() == usize::from(master.count) {
+            self.slots.insert(key, order);
+        }
+    }
+
+    /// Forgets restart hints that no service claimed.
+    pub fn clear_hints(&mut self) {
+        self.backend_ids.clear_hints();
+        self.rev_nat_ids.clear_hints();
+        self.rev_nat_hints.clear();
+    }
+
+    /// Sets the node addresses on which NodePorts answer (loopback added).
+    pub fn set_node_addresses(&mut self, addresses: &[IpAddr]) {
+        let mut v4: HashSet<u32> = HashSet::from([v4_to_map(std::net::Ipv4Addr::LOCALHOST)]);
+        let mut v6: HashSet<[u8; 16]> = HashSet::from([std::net::Ipv6Addr::LOCALHOST.octets()]);
+        for ip in addresses {
+            match ip {
+                IpAddr::V4(ip) => v4.insert(v4_to_map(*ip)),
+                IpAddr::V6(ip) => v6.insert(ip.octets()),
+            };
+        }
+        let stale4: Vec<u32> = self
+            .state
+            .node_addrs_v4
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !v4.contains(k))
+            .collect();
+        let stale6: Vec<[u8; 16]> = self
+            .state
+            .node_addrs_v6
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !v6.contains(k))
+            .collect();
+        stale4
+            .iter()
+            .for_each(|k| self.state.node_addrs_v4.unset(k));
+        stale6
+            .iter()
+            .for_each(|k| self.state.node_addrs_v6.unset(k));
+        v4.into_iter()
+            .for_each(|k| self.state.node_addrs_v4.set(k, 1));
+        v6.into_iter()
+            .for_each(|k| self.state.node_addrs_v6.set(k, 1));
+    }
+
+    /// Programs `plan` for `name`, replacing what the service had before.
+    pub fn update_service(
+        &mut self,
+        name: &ServiceName,
+        plan: &ServicePlan,
+    ) -> Result<(), ProgramError> {
+        let mut fragment = Fragment::default();
+        let result = self.build(plan, &mut fragment);
+        let fragment = match result {
+            Ok(()) => fragment,
+            Err(source) => {
+                // Undo the partial build and leave the service unprogrammed.
+                self.release(&fragment);
+                self.remove_service(name);
+                return Err(ProgramError {
+                    service: name.clone(),
+                    source,
+                });
+            }
+        };
+        let old = self.fragments.insert(name.clone(), fragment);
+        if let Some(old) = old {
+            let new = &self.fragments[name];
+            let new_masters: HashSet<MasterKey> = new.masters.iter().copied().collect();
+            let new_maglev: HashSet<u32> = new.maglev.iter().copied().collect();
+            let stale = Fragment {
+                masters: old
+                    .masters
+                    .iter()
+                    .copied()
+                    .filter(|k| !new_masters.contains(k))
+                    .collect(),
+                maglev: old
+                    .maglev
+                    .iter()
+                    .copied()
+                    .filter(|id| !new_maglev.contains(id))
+                    .collect(),
+                backends: old.backends,
+                rev_nats: old.rev_nats,
+            };
+            self.release(&stale);
+        }
+        match plan.health_check_node_port {
+            Some(node_port) => {
+                let local_endpoints = plan
+                    .ports
+                    .iter()
+                    .map(|p| p.local_endpoints)
+                    .max()
+                    .unwrap_or(0);
+                self.health.insert(
+                    name.clone(),
+                    HealthCheck {
+                        node_port,
+                        local_endpoints,
+                    },
+                );
+            }
+            None => {
+                self.health.remove(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes everything `name` programmed.
+    pub fn remove_service(&mut self, name: &ServiceName) {
+        if let Some(old) = self.fragments.remove(name) {
+            self.release(&old);
+        }
+        self.health.remove(name);
+    }
+
+    fn build(&mut self, plan: &ServicePlan, fragment: &mut Fragment) -> Result<(), Exhausted> {
+        for port in &plan.ports {
+            let rev_key: RevNatKey = (port.name.clone(), port.family);
+            if self.rev_nat_ids.get(&rev_key).is_none() {
+                let cluster_key = MasterKey::new(
+                    port.rev_nat.0,
+                    port.rev_nat.1,
+                    port.name.protocol,
+                    SCOPE_EXTERNAL,
+                );
+                if let Some(hint) = self.rev_nat_hints.remove(&cluster_key) {
+                    self.rev_nat_ids.hint(rev_key.clone(), u32::from(hint));
+                }
+            }
+            let rev_nat = self.rev_nat_ids.acquire(&rev_key)?;
+            fragment.rev_nats.push(rev_key);
+            let rev_nat = u16::try_from(rev_nat).expect("rev_nat ids are limited to u16");
+            self.rev_nat_names.insert(rev_nat, port.name.clone());
+            let (ip, rport) = port.rev_nat;
+            match ip {
+                IpAddr::V4(ip) => self.state.rev_nat_v4.set(
+                    u32::from(rev_nat),
+                    RevNatV4 {
+                        address: v4_to_map(ip),
+                        port: port_to_map(rport),
+                        _pad: 0,
+                    },
+                ),
+                IpAddr::V6(ip) => self.state.rev_nat_v6.set(
+                    u32::from(rev_nat),
+                    RevNatV6 {
+                        address: ip.octets(),
+                        port: port_to_map(rport),
+                        _pad: 0,
+                    },
+                ),
+            }
+            for master in &port.masters {
+                let key = self.program_master(
+                    master,
+                    port.name.protocol,
+                    rev_nat,
+                    port.affinity_timeout,
+                    fragment,
+                )?;
+                fragment.masters.push(key);
+            }
+            if let Some(endpoints) = &port.maglev {
+                let mut members = Vec::with_capacity(endpoints.len());
+                for e in endpoints {
+                    let id = self.acquire_backend(e, fragment)?;
+                    members.push(MaglevBackend::new(id, e.addr.to_string()));
+                }
+                self.state
+                    .maglev
+                    .set(u32::from(rev_nat), maglev::build_table(&members));
+                fragment.maglev.push(u32::from(rev_nat));
+            }
+        }
+        Ok(())
+    }
+
+    fn acquire_backend(&mut self, e: &Endpoint, fragment: &mut Fragment) -> Result<u32, Exhausted> {
+        let id = self.backend_ids.acquire(&e.addr)?;
+        fragment.backends.push(e.addr);
+        let port = port_to_map(e.addr.port);
+        let protocol = e.addr.protocol.number();
+        match e.addr.ip {
+            IpAddr::V4(ip) => self.state.backends_v4.set(
+                id,
+                BackendV4 {
+                    address: v4_to_map(ip),
+                    port,
+                    protocol,
+                    flags: e.flags,
+                },
+            ),
+            IpAddr::V6(ip) => self.state.backends_v6.set(
+                id,
+                BackendV6 {
+                    address: ip.octets(),
+                    port,
+                    protocol,
+                    flags: e.flags,
+                },
+            ),
+        }
+        Ok(id)
+    }
+
+    fn program_master(
+        &mut self,
+        master: &MasterPlan,
+        protocol: Protocol,
+        rev_nat: u16,
+        affinity_timeout: u32,
+        fragment: &mut Fragment,
+    ) -> Result<MasterKey, Exhausted> {
+        let key = MasterKey::new(master.ip, master.port, protocol, master.scope);
+        let mut ids = Vec::with_capacity(master.backends.len());
+        for e in &master.backends {
+            ids.push(self.acquire_backend(e, fragment)?);
+        }
+        let slots = self.slots.entry(key).or_default();
+        let old_len = slots.len();
+        reconcile_slots(slots, &ids);
+        let new_len = slots.len();
+        for (i, id) in slots.iter().enumerate() {
+            let value = ServiceValue {
+                backend_id: *id,
+                ..ServiceValue::default()
+            };
+            key.set(&mut self.state, slot_number(i + 1), value);
+        }
+        for slot in new_len + 1..=old_len {
+            key.unset(&mut self.state, slot_number(slot));
+        }
+        let value = ServiceValue {
+            backend_id: 0,
+            count: slot_number(new_len),
+            rev_nat_index: rev_nat,
+            flags: master.flags,
+            _pad: 0,
+            affinity_timeout,
+        };
+        key.set(&mut self.state, 0, value);
+        Ok(key)
+    }
+
+    /// Drops the references and entries of `stale`.
+    fn release(&mut self, stale: &Fragment) {
+        for key in &stale.masters {
+            let len = self.slots.remove(key).map_or(0, |s| s.len());
+            key.unset(&mut self.state, 0);
+            for slot in 1..=len {
+                key.unset(&mut self.state, slot_number(slot));
+            }
+        }
+        for id in &stale.maglev {
+            self.state.maglev.unset(id);
+        }
+        for key in &stale.rev_nats {
+            if let Some(id) = self.rev_nat_ids.release(key) {
+                let rev_nat = u16::try_from(id).expect("rev_nat ids are limited to u16");
+                self.rev_nat_names.remove(&rev_nat);
+                match key.1 {
+                    Family::V4 => self.state.rev_nat_v4.unset(&id),
+                    Family::V6 => self.state.rev_nat_v6.unset(&id),
+                }
+                self.state.maglev.unset(&id);
+            }
+        }
+        for addr in &stale.backends {
+            if let Some(id) = self.backend_ids.release(addr) {
+                match addr.ip {
+                    IpAddr::V4(_) => self.state.backends_v4.unset(&id),
+                    IpAddr::V6(_) => self.state.backends_v6.unset(&id),
+                }
+            }
+        }
+    }
+}
+
+fn slot_number(n: usize) -> u16 {
+    // A service has at most MAX_BACKENDS (65_536) slots; ports beyond u16 are cut by
+    // the kernel's u16 count, so clamp rather than wrap.
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+/// Updates a slot list in place to hold exactly `desired`: a removed backend's slot
+/// takes the last slot's backend (then the list shrinks), new backends are appended.
+/// Slots of backends present before and after never move except to fill a hole.
+pub fn reconcile_slots(slots: &mut Vec<u32>, desired: &[u32]) {
+    let want: HashSet<u32> = desired.iter().copied().collect();
+    let mut i = 0;
+    while i < slots.len() {
+        if want.contains(&slots[i]) {
+            i += 1;
+        } else {
+            slots.swap_remove(i);
+        }
+    }
+    let have: HashSet<u32> = slots.iter().copied().collect();
+    let mut seen = HashSet::new();
+    for id in desired {
+        if !have.contains(id) && seen.insert(*id) {
+            slots.push(*id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_moves_only_the_last_slot() {
+        let mut slots = vec![1, 2, 3, 4, 5];
+        reconcile_slots(&mut slots, &[1, 3, 4, 5]);
+        assert_eq!(slots, [1, 5, 3, 4]);
+        reconcile_slots(&mut slots, &[1, 3, 4, 5, 6, 7]);
+        assert_eq!(slots, [1, 5, 3, 4, 6, 7]);
+        reconcile_slots(&mut slots, &[7, 6]);
+        assert_eq!(slots, [7, 6]);
+        reconcile_slots(&mut slots, &[]);
+        assert!(slots.is_empty());
+    }
+
+    #[test]
+    fn removing_the_last_slot_moves_nothing() {
+        let mut slots = vec![1, 2, 3];
+        reconcile_slots(&mut slots, &[1, 2]);
+        assert_eq!(slots, [1, 2]);
+    }
+}

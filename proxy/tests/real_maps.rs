@@ -1,0 +1,173 @@
+//! The sync against the kernel's LB maps (a private, unpinned load of Waggle's BPF
+//! object; nothing attached): scale and timing, and agreement with the in-memory
+//! maps used by the golden tests. Needs root (CAP_BPF + CAP_NET_ADMIN).
+
+use std::{fmt::Write as _, net::IpAddr, time::Instant};
+
+use waggle_datapath::{Datapath, lb_maps::PinnedLbMaps};
+use waggle_proxy::{
+    dump::dump,
+    mem_maps::MemMaps,
+    source::{TrackerHandle, file},
+    state::MapState,
+    sync::Syncer,
+    translate::NodeInfo,
+};
+
+fn load() -> Datapath {
+    Datapath::load().unwrap_or_else(|error| {
+        panic!(
+            "loading Waggle's BPF object failed (needs root or CAP_BPF + CAP_NET_ADMIN and \
+             the object built by `cargo xtask build`): {error}"
+        )
+    })
+}
+
+fn node() -> NodeInfo {
+    NodeInfo {
+        name: "node-a".into(),
+        addresses: vec!["192.168.0.10".parse::<IpAddr>().unwrap()],
+    }
+}
+
+/// `services` ClusterIP services with `endpoints` endpoints each, as YAML.
+fn many_services(services: usize, endpoints: usize) -> String {
+    let mut yaml = String::with_capacity(services * 600);
+    for i in 0..services {
+        let ip = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+        writeln!(
+            yaml,
+            "kind: Service\napiVersion: v1\nmetadata: {{name: s{i}, namespace: bench}}\n\
+             spec: {{clusterIP: {ip}, clusterIPs: [{ip}], ports: [{{port: 80, targetPort: 8080}}]}}\n---\n\
+             kind: EndpointSlice\napiVersion: discovery.k8s.io/v1\n\
+             metadata: {{name: s{i}-1, namespace: bench, labels: {{kubernetes.io/service-name: s{i}}}}}\n\
+             addressType: IPv4\nports: [{{port: 8080, protocol: TCP}}]\nendpoints:"
+        )
+        .unwrap();
+        for e in 0..endpoints {
+            let n = i * endpoints + e;
+            writeln!(
+                yaml,
+                "  - addresses: [10.{}.{}.{}]\n    nodeName: node-{}",
+                100 + n / 62_500,
+                (n / 250) % 250,
+                n % 250 + 1,
+                e % 3
+            )
+            .unwrap();
+        }
+        yaml.push_str("---\n");
+    }
+    yaml
+}
+
+#[test]
+fn ten_thousand_services_with_four_endpoints_into_the_kernel_maps() {
+    let yaml = many_services(10_000, 4);
+    // Baseline in the same run: the same sync into in-memory maps (translation and
+    // diffing without syscalls).
+    let handle = TrackerHandle::new();
+    file::relist(
+        &handle,
+        file::parse(&yaml, std::path::Path::new("bench.yaml")).unwrap(),
+    );
+    let mut baseline = Syncer::new(MemMaps::default(), node());
+    let changes = handle.lock().take();
+    let start = Instant::now();
+    let base = baseline.sync(changes).expect("sync");
+    let in_memory = start.elapsed();
+    eprintln!("in-memory: {base:?}");
+
+    let datapath = load();
+    let maps = PinnedLbMaps::from_ebpf(datapath.ebpf()).expect("open LB maps");
+    let handle = TrackerHandle::new();
+    file::relist(
+        &handle,
+        file::parse(&yaml, std::path::Path::new("bench.yaml")).unwrap(),
+    );
+    let mut syncer = Syncer::new(maps, node());
+    let changes = handle.lock().take();
+    let start = Instant::now();
+    let stats = syncer.sync(changes).expect("sync");
+    let elapsed = start.elapsed();
+    eprintln!("kernel: {stats:?}");
+    // 10,000 masters + 40,000 slots, 40,000 backends, 10,000 rev NAT, node addresses.
+    let state = MapState::read(syncer.maps_mut()).unwrap();
+    assert_eq!(state.services_v4.len(), 50_000);
+    assert_eq!(state.backends_v4.len(), 40_000);
+    assert_eq!(state.rev_nat_v4.len(), 10_000);
+    eprintln!(
+        "| sync of 10,000 services x 4 endpoints | kernel maps {elapsed:?} | in-memory maps {in_memory:?} | {} map writes | profile {} |",
+        stats.writes.upserts,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+
+    // One endpoint of one service changes: an incremental sync writes a handful of keys.
+    let mut yaml = many_services(10_000, 4);
+    yaml = yaml.replacen("10.100.0.1]", "10.200.0.1]", 1);
+    file::relist(
+        &handle,
+        file::parse(&yaml, std::path::Path::new("bench.yaml")).unwrap(),
+    );
+    let changes = handle.lock().take();
+    let start = Instant::now();
+    let stats = syncer.sync(changes).expect("incremental sync");
+    let elapsed = start.elapsed();
+    eprintln!(
+        "one endpoint changed among 10,000 services: sync {elapsed:?}, {:?}",
+        stats.writes
+    );
+    assert!(!stats.full);
+    // New backend, the removed one's slot takes the last slot's backend, the new one
+    // is appended in the last slot, the old backend is removed: 3 upserts, 1 remove.
+    assert_eq!(
+        (stats.writes.upserts, stats.writes.removes),
+        (3, 1),
+        "{stats:?}"
+    );
+    assert!(
+        elapsed.as_millis() < 200,
+        "incremental sync took {elapsed:?}"
+    );
+}
+
+#[test]
+fn kernel_maps_hold_exactly_what_the_in_memory_maps_hold() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/loadbalancer-externalips/input.yaml"
+    ))
+    .unwrap()
+        + "---\n"
+        + &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/dual-stack/input.yaml"
+        ))
+        .unwrap()
+        + "---\n"
+        + &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/golden/etp-local/input.yaml"
+        ))
+        .unwrap();
+    let objects = || file::parse(&yaml, std::path::Path::new("x.yaml")).unwrap();
+
+    let datapath = load();
+    let handle = TrackerHandle::new();
+    file::relist(&handle, objects());
+    let mut real = Syncer::new(PinnedLbMaps::from_ebpf(datapath.ebpf()).unwrap(), node());
+    real.sync(handle.lock().take()).unwrap();
+
+    let handle = TrackerHandle::new();
+    file::relist(&handle, objects());
+    let mut mem = Syncer::new(MemMaps::default(), node());
+    mem.sync(handle.lock().take()).unwrap();
+
+    let real_dump = dump(&MapState::read(real.maps_mut()).unwrap());
+    assert_eq!(real_dump, dump(&MapState::read(mem.maps_mut()).unwrap()));
+    assert!(real_dump.contains("[fd00:96::20]:443/TCP"), "{real_dump}");
+}
