@@ -25,7 +25,12 @@ pub fn build_bpf() -> anyhow::Result<PathBuf> {
         bail!("bpf-linker is not installed at {}: run `cargo xtask setup`", linker.display());
     }
     let bin_dir = linker.parent().expect("bpf-linker has a parent dir");
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let current = std::env::var("PATH").unwrap_or_default();
+    let path = if std::env::split_paths(&current).any(|dir| dir == bin_dir) {
+        current
+    } else {
+        format!("{}:{current}", bin_dir.display())
+    };
     cmd::run(
         cmd::cargo()
             .args(["build", "--release", "--package", "waggle-ebpf", "--target", "bpfel-unknown-none"])

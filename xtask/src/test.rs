@@ -26,6 +26,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("test: not running as root: the data-path tests will fail (they need CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)");
     }
     let object = build::build_bpf()?;
+    // End-to-end tests start the real binaries (`waggle server`, `waggle proxy`).
+    let release = args.cargo_args.iter().any(|arg| arg == "--release");
+    build::build_userspace(&object, release, &[])?;
     let before = leftovers();
     let mut command = build::cargo_with_object(&object);
     command.args(["test", "--no-fail-fast"]).args(&args.cargo_args);

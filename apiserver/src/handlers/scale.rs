@@ -1,0 +1,108 @@
+//! The `scale` subresource: an `autoscaling/v1` Scale view of `spec.replicas`.
+
+use http::HeaderMap;
+use serde_json::{Value, json};
+use waggle_apimachinery::registry::Resource;
+
+use super::patch::{PatchKind, apply_patch, parse_patch};
+use super::write::{Mode, Update, precondition_of};
+use crate::body;
+use crate::params::Params;
+use crate::reply::Reply;
+use crate::selectors::label::Selector;
+use crate::state::ApiState;
+use crate::status::{ApiError, Cause};
+use crate::target::Target;
+
+/// The Scale of an object.
+pub fn scale_of(obj: &Value) -> Value {
+    let selector = match obj.pointer("/spec/selector") {
+        Some(sel) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
+            Selector::from_object(sel).map(|s| s.to_string()).unwrap_or_default()
+        }
+        // ReplicationControllers have a plain map selector.
+        Some(Value::Object(map)) => {
+            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            pairs.sort();
+            pairs.join(",")
+        }
+        _ => String::new(),
+    };
+    let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut metadata = json!({});
+    for key in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = meta.get(key) {
+            metadata[key] = v.clone();
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+/// The object with `spec.replicas` from a Scale.
+fn apply_scale(resource: &Resource, obj: &Value, scale: &Value) -> Result<Value, ApiError> {
+    let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+    if replicas.as_i64().is_none_or(|r| r < 0) {
+        return Err(ApiError::invalid(
+            "Scale",
+            crate::objects::name(obj),
+            vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+        ));
+    }
+    if scale.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
+        return Err(ApiError::bad_request(format!("expected a Scale for {}", resource.plural)));
+    }
+    let mut new = obj.clone();
+    new["spec"]["replicas"] = replicas;
+    Ok(new)
+}
+
+pub async fn get(state: &ApiState, target: &Target) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(scale_of(&super::get::read(state, target).await?)))
+}
+
+pub async fn update(state: &ApiState, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+    let resource = target.resource;
+    let scale = body::parse(headers, bytes)?;
+    let update = Update {
+        state,
+        resource,
+        namespace: target.namespace.as_deref(),
+        name: target.item_name(),
+        precondition: precondition_of(&scale)?,
+        mode: Mode::Main,
+        dry_run: params.dry_run()?,
+    };
+    let written = update.run(|current| apply_scale(resource, current, &scale)).await?;
+    Ok(Reply::ok(scale_of(&written)))
+}
+
+pub async fn patch(state: &ApiState, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+    let resource = target.resource;
+    let kind = PatchKind::from_headers(headers)?;
+    let patch = parse_patch(kind, bytes)?;
+    let update = Update {
+        state,
+        resource,
+        namespace: target.namespace.as_deref(),
+        name: target.item_name(),
+        precondition: None,
+        mode: Mode::Main,
+        dry_run: params.dry_run()?,
+    };
+    let written = update
+        .run(|current| {
+            let scale = apply_patch(kind, &patch, &scale_of(current))?;
+            apply_scale(resource, current, &scale)
+        })
+        .await?;
+    Ok(Reply::ok(scale_of(&written)))
+}

@@ -1,0 +1,145 @@
+//! The HTTP surface: non-resource endpoints (discovery, version, health, metrics) and
+//! resource requests, behind the auth gate and the metrics recorder.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, Uri};
+use serde_json::Value;
+
+use crate::auth::{Attributes, Gate};
+use crate::params::Params;
+use crate::reply::Reply;
+use crate::state::Shared;
+use crate::status::ApiError;
+use waggle_apimachinery::discovery as apimachinery_discovery;
+use waggle_apimachinery::openapi;
+
+use crate::{discovery, handlers, target};
+
+#[derive(Clone)]
+struct Ctx {
+    state: Shared,
+    gate: Arc<dyn Gate>,
+    /// The address clients reach us at (for discovery's serverAddressByClientCIDRs).
+    server_address: String,
+}
+
+pub fn router(state: Shared, gate: Arc<dyn Gate>, server_address: String) -> Router {
+    let ctx = Ctx { state, gate, server_address };
+    Router::new().fallback(serve).with_state(ctx)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound {
+        message: "the server could not find the requested resource".into(),
+        kind: String::new(),
+        name: String::new(),
+    }
+}
+
+async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let params = Params::parse(parts.uri.query());
+    let parsed = target::parse(parts.uri.path());
+    let mut attributes = Attributes { path: parts.uri.path().to_owned(), ..Default::default() };
+    let (verb, resource, subresource) = match &parsed {
+        Ok(Some(t)) => {
+            let verb = handlers::verb(&parts.method, t, &params);
+            attributes.verb = verb.to_ascii_lowercase();
+            attributes.group = t.resource.group.into();
+            attributes.resource = t.resource.plural.into();
+            attributes.subresource = t.subresource.clone().unwrap_or_default();
+            attributes.namespace = t.namespace.clone().unwrap_or_default();
+            attributes.name = t.name.clone().unwrap_or_default();
+            (verb, t.resource.plural, t.subresource.clone().unwrap_or_default())
+        }
+        _ => (method_label(&parts.method), "", String::new()),
+    };
+    let outcome = async {
+        let user = ctx.gate.authenticate(&parts)?;
+        ctx.gate.authorize(&user, &attributes)?;
+        match parsed? {
+            Some(t) => {
+                let request = handlers::dispatch(ctx.state.clone(), parts.method.clone(), t, params.clone(), parts.headers.clone(), body);
+                crate::kubectl::context::scoped(&params, &parts.headers, request).await
+            }
+            None => non_resource(&ctx, &parts.method, &parts.uri, &parts.headers).await,
+        }
+    }
+    .await;
+    let response = outcome.unwrap_or_else(IntoResponse::into_response);
+    let code = response.status().as_u16();
+    if verb != "WATCH" {
+        tracing::debug!(method = %parts.method, path = %parts.uri, code, "request");
+    }
+    ctx.state.metrics.observe(verb, resource, &subresource, code, started.elapsed().as_secs_f64());
+    response
+}
+
+/// Method names as `&'static str` for metric labels of non-resource requests.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "OTHER",
+    }
+}
+
+async fn non_resource(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
+    if *method != Method::GET && *method != Method::HEAD {
+        return Err(ApiError::MethodNotAllowed { message: format!("the server does not allow this method on the requested resource ({method})") });
+    }
+    let path = uri.path().trim_end_matches('/');
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let json = |v: Value| Ok(Reply::ok(v).render(None, headers));
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let bytes = |content_type: String, body: &'static [u8]| Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response());
+    if let ["api"] | ["apis"] = segments.as_slice() {
+        if let Some(version) = apimachinery_discovery::negotiate_aggregated(accept) {
+            let document = apimachinery_discovery::aggregated(segments == ["api"], version);
+            let body = serde_json::to_vec(&document).unwrap_or_default();
+            return Ok(([(http::header::CONTENT_TYPE, apimachinery_discovery::aggregated_content_type(version))], body).into_response());
+        }
+    }
+    match segments.as_slice() {
+        ["openapi", "v2"] => {
+            let (content_type, body) = openapi::v2_response(accept);
+            bytes(content_type.to_owned(), body)
+        }
+        ["openapi", "v3"] => bytes("application/json".into(), openapi::v3_index_bytes()),
+        ["openapi", "v3", rest @ ..] => match openapi::v3_document_bytes(&rest.join("/")) {
+            Some(body) => bytes("application/json".into(), body),
+            None => Err(not_found()),
+        },
+        ["version"] => json(discovery::version()),
+        ["api"] => json(discovery::core_versions(&ctx.server_address)),
+        ["apis"] => json(discovery::groups()),
+        ["api", version] => discovery::resource_list("", version).map_or_else(|| Err(not_found()), json),
+        ["apis", group] => discovery::group_document(group).map_or_else(|| Err(not_found()), json),
+        ["apis", group, version] => discovery::resource_list(group, version).map_or_else(|| Err(not_found()), json),
+        ["healthz" | "livez" | "readyz", ..] => health(ctx).await,
+        ["metrics"] => Ok((
+            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            ctx.state.metrics.render(),
+        )
+            .into_response()),
+        _ => Err(not_found()),
+    }
+}
+
+async fn health(ctx: &Ctx) -> Result<Response, ApiError> {
+    match ctx.state.store.current_revision().await {
+        Ok(_) => Ok(([(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()),
+        Err(e) => Err(ApiError::internal(format!("[-]etcd failed: {e}"))),
+    }
+}
+

@@ -1,0 +1,188 @@
+//! The kubectl test bed: an in-process Waggle API server on a loopback port (SQLite store
+//! in a temporary directory), the admin kubeconfig it writes, and the real kubectl binary
+//! run against it with its own `HOME` (so discovery and OpenAPI caches start cold).
+//!
+//! kubectl is `/usr/bin/kubectl.1.32`, else the 1.32 binary of the Google Cloud SDK
+//! (bypassing its version dispatcher, which picks a binary by server version), else
+//! `kubectl` from `PATH`; `WAGGLE_KUBECTL` overrides.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The directory with the YAML fixtures.
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kubectl/fixtures").join(name).to_string_lossy().into_owned()
+}
+
+fn kubectl_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("WAGGLE_KUBECTL") {
+        return p.into();
+    }
+    for candidate in ["/usr/bin/kubectl.1.32", "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"] {
+        if Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    "kubectl".into()
+}
+
+/// A running API server and a kubectl configured for it.
+pub struct Cluster {
+    runtime: tokio::runtime::Runtime,
+    server: Option<waggle_apiserver::Running>,
+    dir: TempDir,
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// The result of one kubectl run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts a fresh server; panics (failing the test) when it cannot.
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let server = runtime.block_on(async {
+            let store = waggle_store::open(&format!("sqlite://{}", data_dir.join("state.db").display())).await.expect("opening the SQLite store");
+            let mut config = waggle_apiserver::Config::new(data_dir.clone(), store);
+            config.bind = "127.0.0.1:0".parse().expect("address");
+            waggle_apiserver::start(config).await.expect("starting the API server")
+        });
+        std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
+        // The admin kubeconfig as the server wrote it (client certificate signed by the
+        // cluster CA); a copy, so that kubectl never edits the server's file.
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::copy(&server.kubeconfig, &kubeconfig).expect("copying the admin kubeconfig");
+        Cluster { runtime, server: Some(server), dir, kubectl: kubectl_binary(), kubeconfig }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("KUBECTL_EXTERNAL_DIFF")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs kubectl with `args`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().unwrap_or_else(|e| panic!("running {}: {e}", self.kubectl.display())).into()
+    }
+
+    /// Runs kubectl with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running kubectl").into()
+    }
+
+    /// Runs kubectl with `stdin` piped in (`-f -`).
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning kubectl");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writing stdin");
+        child.wait_with_output().expect("kubectl output").into()
+    }
+
+    /// Runs kubectl, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(r.code, Some(0), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Like [`Cluster::ok`] with stdin.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let r = self.run_stdin(args, stdin);
+        assert_eq!(r.code, Some(0), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Runs kubectl, asserting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_ne!(r.code, Some(0), "kubectl {} unexpectedly succeeded:\n{}", args.join(" "), r.stdout);
+        r.stderr
+    }
+
+    /// Like [`Cluster::fails`] with stdin.
+    pub fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let r = self.run_stdin(args, stdin);
+        assert_ne!(r.code, Some(0), "kubectl {} unexpectedly succeeded:\n{}", args.join(" "), r.stdout);
+        r.stderr
+    }
+
+    /// Starts kubectl in the background with stdout captured to a file (for `get -w`).
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = self.dir.path().join(format!("background-{n}.out"));
+        let file = std::fs::File::create(&out).expect("output file");
+        let child = self.command(args).stdout(file).stderr(Stdio::null()).spawn().expect("spawning kubectl");
+        Background { child, out }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+}
+
+/// A kubectl running in the background; killed on drop.
+pub struct Background {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Background {
+    /// Waits (up to `timeout`) until the output satisfies `done`; returns the output.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            if done(&text) || start.elapsed() > timeout {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines with runs of spaces collapsed, for comparing kubectl's column output.
+pub fn columns(text: &str) -> Vec<String> {
+    text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect()
+}
