@@ -42,6 +42,12 @@ impl Stage {
         client.netns().set_sysctl("net/ipv4/tcp_tw_reuse", "1")?;
         server.netns().set_sysctl("net/core/somaxconn", "65535")?;
         server.netns().set_sysctl("net/ipv4/tcp_max_syn_backlog", "65535")?;
+        // nginx closes first, so TIME_WAIT sockets pile up in the server pod; with
+        // per-connection timestamp offsets, a reused client port then fails the PAWS
+        // check and the SYN is retried after 1 s, and the rate of every later run
+        // decays. Keeping no TIME_WAIT buckets in the server pod removes that carry-over
+        // for every path alike (the kernel logs "time wait bucket table overflow").
+        server.netns().set_sysctl("net/ipv4/tcp_max_tw_buckets", "0")?;
         let nginx = start_nginx(&bed, &server)?;
         let mut sockperf = server.command("taskset");
         sockperf

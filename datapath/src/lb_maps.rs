@@ -65,6 +65,35 @@ pub trait MapTable<K, V> {
 /// Value type of the node address maps (an address is present when mapped to 1).
 pub type NodeAddrFlag = u8;
 
+/// Implements [`LbMaps`] for a struct whose fields are named after the maps
+/// (`services_v4` ... `node_addrs_v6`) and each implement [`MapTable`]: the real
+/// pinned maps here, the in-memory maps of the proxy's golden tests.
+#[macro_export]
+macro_rules! impl_lb_maps {
+    ($ty:ty) => {
+        impl $crate::lb_maps::LbMaps for $ty {
+            $crate::impl_lb_maps!(@table services_v4, $crate::lb_maps::abi::lb::ServiceKeyV4, $crate::lb_maps::abi::lb::ServiceValue);
+            $crate::impl_lb_maps!(@table services_v6, $crate::lb_maps::abi::lb::ServiceKeyV6, $crate::lb_maps::abi::lb::ServiceValue);
+            $crate::impl_lb_maps!(@table backends_v4, u32, $crate::lb_maps::abi::lb::BackendV4);
+            $crate::impl_lb_maps!(@table backends_v6, u32, $crate::lb_maps::abi::lb::BackendV6);
+            $crate::impl_lb_maps!(@table rev_nat_v4, u32, $crate::lb_maps::abi::lb::RevNatV4);
+            $crate::impl_lb_maps!(@table rev_nat_v6, u32, $crate::lb_maps::abi::lb::RevNatV6);
+            $crate::impl_lb_maps!(@table maglev, u32, $crate::lb_maps::abi::lb::MaglevTable);
+            $crate::impl_lb_maps!(@table node_addrs_v4, u32, $crate::lb_maps::NodeAddrFlag);
+            $crate::impl_lb_maps!(@table node_addrs_v6, [u8; 16], $crate::lb_maps::NodeAddrFlag);
+        }
+    };
+    (@table $field:ident, $key:ty, $value:ty) => {
+        fn $field(&mut self) -> &mut dyn $crate::lb_maps::MapTable<$key, $value> {
+            &mut self.$field
+        }
+    };
+}
+
+/// The ABI crate, for [`impl_lb_maps!`] expansions in other crates.
+#[doc(hidden)]
+pub use waggle_ebpf_common as abi;
+
 /// The maps the proxy programs. Keys and values are the ABI types of
 /// `waggle_ebpf_common::lb`; backend, reverse-NAT and Maglev maps are keyed by a
 /// `u32` id (backend id, `rev_nat_index` widened to u32).
@@ -307,32 +336,4 @@ impl PinnedLbMaps {
     }
 }
 
-impl LbMaps for PinnedLbMaps {
-    fn services_v4(&mut self) -> &mut dyn MapTable<ServiceKeyV4, ServiceValue> {
-        &mut self.services_v4
-    }
-    fn services_v6(&mut self) -> &mut dyn MapTable<ServiceKeyV6, ServiceValue> {
-        &mut self.services_v6
-    }
-    fn backends_v4(&mut self) -> &mut dyn MapTable<u32, BackendV4> {
-        &mut self.backends_v4
-    }
-    fn backends_v6(&mut self) -> &mut dyn MapTable<u32, BackendV6> {
-        &mut self.backends_v6
-    }
-    fn rev_nat_v4(&mut self) -> &mut dyn MapTable<u32, RevNatV4> {
-        &mut self.rev_nat_v4
-    }
-    fn rev_nat_v6(&mut self) -> &mut dyn MapTable<u32, RevNatV6> {
-        &mut self.rev_nat_v6
-    }
-    fn maglev(&mut self) -> &mut dyn MapTable<u32, MaglevTable> {
-        &mut self.maglev
-    }
-    fn node_addrs_v4(&mut self) -> &mut dyn MapTable<u32, NodeAddrFlag> {
-        &mut self.node_addrs_v4
-    }
-    fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag> {
-        &mut self.node_addrs_v6
-    }
-}
+crate::impl_lb_maps!(PinnedLbMaps);

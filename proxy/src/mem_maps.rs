@@ -9,7 +9,7 @@ use std::{
 use crate::dump::DumpKey;
 
 use aya::maps::MapError;
-use waggle_datapath::lb_maps::{LbMapError, LbMaps, MapTable, NodeAddrFlag};
+use waggle_datapath::lb_maps::{LbMapError, MapTable, NodeAddrFlag};
 use waggle_ebpf_common::{
     lb::{
         BackendV4, BackendV6, MaglevTable, RevNatV4, RevNatV6, ServiceKeyV4, ServiceKeyV6,
@@ -152,32 +152,4 @@ impl MemMaps {
     }
 }
 
-impl LbMaps for MemMaps {
-    fn services_v4(&mut self) -> &mut dyn MapTable<ServiceKeyV4, ServiceValue> {
-        &mut self.services_v4
-    }
-    fn services_v6(&mut self) -> &mut dyn MapTable<ServiceKeyV6, ServiceValue> {
-        &mut self.services_v6
-    }
-    fn backends_v4(&mut self) -> &mut dyn MapTable<u32, BackendV4> {
-        &mut self.backends_v4
-    }
-    fn backends_v6(&mut self) -> &mut dyn MapTable<u32, BackendV6> {
-        &mut self.backends_v6
-    }
-    fn rev_nat_v4(&mut self) -> &mut dyn MapTable<u32, RevNatV4> {
-        &mut self.rev_nat_v4
-    }
-    fn rev_nat_v6(&mut self) -> &mut dyn MapTable<u32, RevNatV6> {
-        &mut self.rev_nat_v6
-    }
-    fn maglev(&mut self) -> &mut dyn MapTable<u32, MaglevTable> {
-        &mut self.maglev
-    }
-    fn node_addrs_v4(&mut self) -> &mut dyn MapTable<u32, NodeAddrFlag> {
-        &mut self.node_addrs_v4
-    }
-    fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag> {
-        &mut self.node_addrs_v6
-    }
-}
+waggle_datapath::impl_lb_maps!(MemMaps);

@@ -42,6 +42,12 @@ const BENCHES: &[Bench] = &[
         target: Target::Example("store_bench"),
         what: "creates/s: SQLite store vs etcd store vs raw etcd puts",
     },
+    Bench {
+        name: "api",
+        package: "waggle-apiserver",
+        target: Target::Example("api_bench"),
+        what: "API server over HTTP: creates/s, gets/s, watch delivery latency (100 and 1,000 watchers), list of 10,000 pods, RSS",
+    },
 ];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
