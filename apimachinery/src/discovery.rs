@@ -31,7 +31,10 @@ fn group_entry(name: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis`: every non-core group.
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = registry::groups().iter().map(|(g, vs)| group_entry(g, vs)).collect();
+    let groups: Vec<Value> = registry::groups()
+        .iter()
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -87,14 +90,24 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for r in registry::in_group_version(group, version) {
         resources.push(legacy_resource(r));
-        resources.extend(r.subresources.iter().filter_map(|s| legacy_subresource(r, s)));
+        resources.extend(
+            r.subresources
+                .iter()
+                .filter_map(|s| legacy_subresource(r, s)),
+        );
     }
     if resources.is_empty() {
         return None;
     }
     resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 /// The aggregated discovery versions a client may ask for.
@@ -134,7 +147,10 @@ pub fn negotiate_aggregated(accept: &str) -> Option<AggregatedVersion> {
 
 /// The `Content-Type` an aggregated discovery response must carry.
 pub fn aggregated_content_type(version: AggregatedVersion) -> String {
-    format!("application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList", version.as_str())
+    format!(
+        "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList",
+        version.as_str()
+    )
 }
 
 fn aggregated_resource(r: &Resource) -> Value {
@@ -174,7 +190,9 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let mut resources: Vec<Value> = registry::in_group_version(group, v).map(aggregated_resource).collect();
+            let mut resources: Vec<Value> = registry::in_group_version(group, v)
+                .map(aggregated_resource)
+                .collect();
             resources.sort_by(|a, b| a["resource"].as_str().cmp(&b["resource"].as_str()));
             json!({"version": v, "resources": resources, "freshness": "Current"})
         })
@@ -192,7 +210,10 @@ pub fn aggregated(core: bool, version: AggregatedVersion) -> Value {
     let items: Vec<Value> = if core {
         vec![aggregated_group("", &["v1"])]
     } else {
-        registry::groups().iter().map(|(g, vs)| aggregated_group(g, vs)).collect()
+        registry::groups()
+            .iter()
+            .map(|(g, vs)| aggregated_group(g, vs))
+            .collect()
     };
     json!({
         "kind": "APIGroupDiscoveryList",
@@ -219,7 +240,10 @@ mod tests {
         assert_eq!(status["kind"], "Pod");
         assert_eq!(status["verbs"], json!(["get", "patch", "update"]));
         let eviction = res.iter().find(|r| r["name"] == "pods/eviction").unwrap();
-        assert_eq!((eviction["group"].as_str(), eviction["kind"].as_str()), (Some("policy"), Some("Eviction")));
+        assert_eq!(
+            (eviction["group"].as_str(), eviction["kind"].as_str()),
+            (Some("policy"), Some("Eviction"))
+        );
         let names: Vec<_> = res.iter().map(|r| r["name"].as_str().unwrap()).collect();
         let mut sorted = names.clone();
         sorted.sort();
@@ -227,9 +251,41 @@ mod tests {
     }
 
     #[test]
+    fn only_served_subresources_and_verbs_are_advertised() {
+        let core = api_resource_list("", "v1").unwrap();
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        for served in [
+            "pods/eviction",
+            "pods/ephemeralcontainers",
+            "namespaces/finalize",
+            "resourcequotas",
+            "limitranges",
+        ] {
+            assert!(names.contains(&served), "{served} missing");
+        }
+        assert!(
+            !names.contains(&"services/proxy") && !names.contains(&"serviceaccounts/token"),
+            "{names:?}"
+        );
+        let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();
+        assert_eq!(authz["resources"][0]["name"], "selfsubjectaccessreviews");
+        assert_eq!(authz["resources"][0]["verbs"], json!(["create"]));
+    }
+
+    #[test]
     fn apps_scale_subresource_is_autoscaling_scale() {
         let list = api_resource_list("apps", "v1").unwrap();
-        let scale = list["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let scale = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
         assert!(api_resource_list("apps", "v2").is_none());
@@ -250,7 +306,9 @@ mod tests {
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(negotiate_aggregated(kubectl), Some(AggregatedVersion::V2));
         assert_eq!(
-            negotiate_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            negotiate_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+            ),
             Some(AggregatedVersion::V2Beta1)
         );
         assert_eq!(negotiate_aggregated("application/json, */*"), None);
@@ -266,15 +324,39 @@ mod tests {
         assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2");
         let v1 = &core["items"][0]["versions"][0];
         assert_eq!(v1["version"], "v1");
-        let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let pods = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
         assert_eq!(pods["scope"], "Namespaced");
         assert_eq!(pods["responseKind"]["kind"], "Pod");
-        assert!(pods["subresources"].as_array().unwrap().iter().any(|s| s["subresource"] == "status"));
+        assert!(
+            pods["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["subresource"] == "status")
+        );
         let groups = aggregated(false, AggregatedVersion::V2Beta1);
         assert_eq!(groups["items"][0]["metadata"]["name"], "apps");
-        let deploy = groups["items"][0]["versions"][0]["resources"].as_array().unwrap();
-        let deploy = deploy.iter().find(|r| r["resource"] == "deployments").unwrap();
-        let scale = deploy["subresources"].as_array().unwrap().iter().find(|s| s["subresource"] == "scale").unwrap();
-        assert_eq!(scale["responseKind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+        let deploy = groups["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap();
+        let deploy = deploy
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        let scale = deploy["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(
+            scale["responseKind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
     }
 }

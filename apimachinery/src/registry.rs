@@ -23,7 +23,24 @@ pub struct Resource {
     pub scope: Scope,
     /// Subresources served: `status`, `scale`, `binding`, ...
     pub subresources: &'static [&'static str],
+    /// The verbs served on the main resource: [`CRUD`] for stored kinds, [`CREATE`]
+    /// for requests that are answered and never stored (access reviews).
+    pub verbs: &'static [&'static str],
 }
+
+/// The verbs of a stored kind.
+pub const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// The verbs of a create-only kind (a review: the server answers, nothing is stored).
+pub const CREATE: &[&str] = &["create"];
 
 impl Resource {
     /// `v1` for the core group, `apps/v1` otherwise.
@@ -41,7 +58,12 @@ impl Resource {
 
     /// The verbs discovery lists for the main resource.
     pub fn verbs(&self) -> &'static [&'static str] {
-        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        self.verbs
+    }
+
+    /// Whether objects of this kind are stored (and so can be read, listed, watched).
+    pub fn persisted(&self) -> bool {
+        self.verbs.contains(&"get")
     }
 
     pub fn has_subresource(&self, name: &str) -> bool {
@@ -66,30 +88,43 @@ impl Resource {
         if !self.has_subresource(name) {
             return None;
         }
-        let own = |verbs| SubresourceInfo { group: self.group, version: self.version, kind: self.kind, verbs };
-        let core = |kind, verbs| SubresourceInfo { group: "", version: "v1", kind, verbs };
+        let own = |verbs| SubresourceInfo {
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            verbs,
+        };
+        let core = |kind, verbs| SubresourceInfo {
+            group: "",
+            version: "v1",
+            kind,
+            verbs,
+        };
         const GPU: &[&str] = &["get", "patch", "update"];
         const CREATE_GET: &[&str] = &["create", "get"];
         const PROXY: &[&str] = &["create", "delete", "get", "patch", "update"];
         Some(match name {
             "status" | "ephemeralcontainers" => own(GPU),
-            "scale" => SubresourceInfo { group: "autoscaling", version: "v1", kind: "Scale", verbs: GPU },
+            "scale" => SubresourceInfo {
+                group: "autoscaling",
+                version: "v1",
+                kind: "Scale",
+                verbs: GPU,
+            },
             "binding" => core("Binding", &["create"]),
             "log" => core("Pod", &["get"]),
             "exec" => core("PodExecOptions", CREATE_GET),
             "attach" => core("PodAttachOptions", CREATE_GET),
             "portforward" => core("PodPortForwardOptions", CREATE_GET),
-            "eviction" => SubresourceInfo { group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
-            "finalize" => own(&["update"]),
-            "token" => SubresourceInfo {
-                group: "authentication.k8s.io",
+            "eviction" => SubresourceInfo {
+                group: "policy",
                 version: "v1",
-                kind: "TokenRequest",
+                kind: "Eviction",
                 verbs: &["create"],
             },
+            "finalize" => own(&["update"]),
             "proxy" => match self.kind {
                 "Pod" => core("PodProxyOptions", PROXY),
-                "Service" => core("ServiceProxyOptions", PROXY),
                 _ => core("NodeProxyOptions", PROXY),
             },
             _ => return None,
@@ -98,8 +133,13 @@ impl Resource {
 }
 
 /// Every served resource of one group/version, in registry order.
-pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static Resource> + 'a {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static Resource> + 'a {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 const ALL: &[&str] = &["all"];
@@ -108,6 +148,10 @@ const NONE: &[&str] = &[];
 macro_rules! resource {
     ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal,
      [$($short:literal),*], $categories:expr, $scope:ident, [$($sub:literal),*]) => {
+        resource!($group, $version, $kind, $plural, $singular, [$($short),*], $categories, $scope, [$($sub),*], CRUD)
+    };
+    ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal,
+     [$($short:literal),*], $categories:expr, $scope:ident, [$($sub:literal),*], $verbs:expr) => {
         Resource {
             group: $group,
             version: $version,
@@ -118,31 +162,277 @@ macro_rules! resource {
             categories: $categories,
             scope: Scope::$scope,
             subresources: &[$($sub),*],
+            verbs: $verbs,
         }
     };
 }
 
 /// Every served resource, grouped by API group in discovery order.
 pub static RESOURCES: &[Resource] = &[
-    resource!("", "v1", "Namespace", "namespaces", "namespace", ["ns"], NONE, Cluster, ["status", "finalize"]),
-    resource!("", "v1", "Pod", "pods", "pod", ["po"], ALL, Namespaced, ["status", "binding", "log", "exec", "portforward", "attach", "eviction", "ephemeralcontainers"]),
-    resource!("", "v1", "Service", "services", "service", ["svc"], ALL, Namespaced, ["status", "proxy"]),
-    resource!("", "v1", "Endpoints", "endpoints", "endpoints", ["ep"], NONE, Namespaced, []),
-    resource!("", "v1", "Node", "nodes", "node", ["no"], NONE, Cluster, ["status", "proxy"]),
-    resource!("", "v1", "ConfigMap", "configmaps", "configmap", ["cm"], NONE, Namespaced, []),
-    resource!("", "v1", "Secret", "secrets", "secret", [], NONE, Namespaced, []),
-    resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", ["sa"], NONE, Namespaced, ["token"]),
-    resource!("", "v1", "Event", "events", "event", ["ev"], NONE, Namespaced, []),
-    resource!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", ["rc"], ALL, Namespaced, ["status", "scale"]),
-    resource!("apps", "v1", "Deployment", "deployments", "deployment", ["deploy"], ALL, Namespaced, ["status", "scale"]),
-    resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", ["rs"], ALL, Namespaced, ["status", "scale"]),
-    resource!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", ["ds"], ALL, Namespaced, ["status"]),
-    resource!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", ["sts"], ALL, Namespaced, ["status", "scale"]),
-    resource!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", [], NONE, Namespaced, []),
-    resource!("batch", "v1", "Job", "jobs", "job", [], ALL, Namespaced, ["status"]),
-    resource!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", [], NONE, Namespaced, []),
-    resource!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", ["netpol"], NONE, Namespaced, []),
-    resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", [], NONE, Namespaced, []),
+    resource!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        ["ns"],
+        NONE,
+        Cluster,
+        ["status", "finalize"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        ["po"],
+        ALL,
+        Namespaced,
+        [
+            "status",
+            "binding",
+            "log",
+            "exec",
+            "portforward",
+            "attach",
+            "eviction",
+            "ephemeralcontainers"
+        ]
+    ),
+    resource!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        ["svc"],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        ["ep"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        ["no"],
+        NONE,
+        Cluster,
+        ["status", "proxy"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        ["cm"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        ["sa"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        ["ev"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        ["quota"],
+        NONE,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        ["limits"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        ["rc"],
+        ALL,
+        Namespaced,
+        ["status", "scale"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        ["deploy"],
+        ALL,
+        Namespaced,
+        ["status", "scale"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        ["rs"],
+        ALL,
+        Namespaced,
+        ["status", "scale"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        ["ds"],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        ["sts"],
+        ALL,
+        Namespaced,
+        ["status", "scale"]
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        [],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        "networkpolicy",
+        ["netpol"],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        [],
+        NONE,
+        Cluster,
+        [],
+        CREATE
+    ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        [],
+        NONE,
+        Cluster,
+        [],
+        CREATE
+    ),
 ];
 
 /// The resource served at `group`/`version`/`plural`.
@@ -165,7 +455,9 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     for resource in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
         match groups.iter_mut().find(|(name, _)| *name == resource.group) {
-            Some((_, versions)) if !versions.contains(&resource.version) => versions.push(resource.version),
+            Some((_, versions)) if !versions.contains(&resource.version) => {
+                versions.push(resource.version)
+            }
             Some(_) => {}
             None => groups.push((resource.group, vec![resource.version])),
         }
@@ -192,9 +484,17 @@ mod tests {
 
     #[test]
     fn finds_by_path_and_by_kind() {
-        assert_eq!(find("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(
+            find("apps", "v1", "deployments").unwrap().kind,
+            "Deployment"
+        );
         assert_eq!(find_kind("v1", "Pod").unwrap().plural, "pods");
-        assert_eq!(find_kind("discovery.k8s.io/v1", "EndpointSlice").unwrap().plural, "endpointslices");
+        assert_eq!(
+            find_kind("discovery.k8s.io/v1", "EndpointSlice")
+                .unwrap()
+                .plural,
+            "endpointslices"
+        );
         assert!(find("", "v1", "deployments").is_none());
     }
 
@@ -205,13 +505,27 @@ mod tests {
                 assert!(r.subresource_info(sub).is_some(), "{}/{sub}", r.plural);
             }
         }
-        let scale = find("apps", "v1", "deployments").unwrap().subresource_info("scale").unwrap();
+        let scale = find("apps", "v1", "deployments")
+            .unwrap()
+            .subresource_info("scale")
+            .unwrap();
         assert_eq!((scale.group, scale.kind), ("autoscaling", "Scale"));
     }
 
     #[test]
     fn groups_are_listed_once_in_order() {
         let names: Vec<_> = groups().into_iter().map(|(g, _)| g).collect();
-        assert_eq!(names, ["apps", "batch", "discovery.k8s.io", "networking.k8s.io", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "batch",
+                "discovery.k8s.io",
+                "networking.k8s.io",
+                "coordination.k8s.io",
+                "authentication.k8s.io",
+                "authorization.k8s.io"
+            ]
+        );
     }
 }

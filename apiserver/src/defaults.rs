@@ -20,6 +20,7 @@ fn child<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {
 }
 
 pub fn apply(resource: &Resource, obj: &mut Value) {
+    crate::kubectl::omitempty::drop_empty_metadata(obj);
     match (resource.group, resource.kind) {
         ("", "Pod") => pod_spec(child(obj, "spec")),
         ("", "Service") => service(obj),
@@ -106,7 +107,11 @@ pub fn apply(resource: &Resource, obj: &mut Value) {
             let spec = child(obj, "spec");
             default(spec, "podSelector", json!({}));
             let has_egress = spec.get("egress").is_some_and(|e| !e.is_null());
-            let types = if has_egress { json!(["Ingress", "Egress"]) } else { json!(["Ingress"]) };
+            let types = if has_egress {
+                json!(["Ingress", "Egress"])
+            } else {
+                json!(["Ingress"])
+            };
             default(spec, "policyTypes", types);
         }
         _ => {}
@@ -119,7 +124,11 @@ fn template(spec: &mut Value) {
 }
 
 fn job(obj: &mut Value) {
-    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let name = crate::objects::name(obj).to_owned();
     let spec = child(obj, "spec");
     default(spec, "parallelism", json!(1));
@@ -132,7 +141,10 @@ fn job(obj: &mut Value) {
         spec["completions"] = spec["parallelism"].clone();
     }
     // As upstream, a Job without a manual selector selects its pods by its uid.
-    if spec.get("manualSelector") != Some(&json!(true)) && !uid.is_empty() && spec.get("selector").is_none_or(Value::is_null) {
+    if spec.get("manualSelector") != Some(&json!(true))
+        && !uid.is_empty()
+        && spec.get("selector").is_none_or(Value::is_null)
+    {
         spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
         let labels = child(child(child(spec, "template"), "metadata"), "labels");
         default(labels, "batch.kubernetes.io/controller-uid", json!(uid));
@@ -151,7 +163,7 @@ pub fn pod_spec(spec: &mut Value) {
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "securityContext", json!({}));
     default(spec, "enableServiceLinks", json!(true));
-    for list in ["initContainers", "containers"] {
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
         if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in containers {
                 container(c);
@@ -164,7 +176,11 @@ fn container(c: &mut Value) {
     let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
     let tag = image.rsplit('/').next().unwrap_or_default();
     let latest = !image.contains('@') && (!tag.contains(':') || tag.ends_with(":latest"));
-    default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+    default(
+        c,
+        "imagePullPolicy",
+        json!(if latest { "Always" } else { "IfNotPresent" }),
+    );
     default(c, "terminationMessagePath", json!("/dev/termination-log"));
     default(c, "terminationMessagePolicy", json!("File"));
     default(c, "resources", json!({}));
@@ -212,7 +228,10 @@ mod tests {
         apply(find("", "v1", "pods").unwrap(), &mut pod);
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
-        assert_eq!(pod["spec"]["containers"][1]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            pod["spec"]["containers"][1]["imagePullPolicy"],
+            "IfNotPresent"
+        );
         assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
     }
 

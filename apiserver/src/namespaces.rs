@@ -21,19 +21,29 @@ fn namespaces() -> &'static Resource {
 }
 
 /// Fails unless `namespace` exists and is not terminating.
-pub async fn check_writable(state: &ApiState, namespace: &str, resource: &Resource, name: &str) -> Result<(), ApiError> {
+pub async fn check_writable(
+    state: &ApiState,
+    namespace: &str,
+    resource: &Resource,
+    name: &str,
+) -> Result<(), ApiError> {
     let key = keys::object_key(namespaces(), None, namespace);
     let kv = state.store.get(&key).await.map_err(ApiError::from_store)?;
     let Some(kv) = kv else {
         return Err(ApiError::not_found("", "namespaces", namespace));
     };
-    let ns: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
-    if objects::is_deleting(&ns) || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
+    let ns: Value =
+        serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+    if objects::is_deleting(&ns)
+        || ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    {
         return Err(ApiError::forbidden(
             resource.group,
             resource.plural,
             name,
-            &format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            &format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ),
         ));
     }
     Ok(())
@@ -46,7 +56,14 @@ pub async fn ensure_system(state: &ApiState) -> Result<(), StoreError> {
         let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}});
         crate::lifecycle::prepare_create(resource, &mut ns);
         crate::defaults::apply(resource, &mut ns);
-        match state.store.create(&keys::object_key(resource, None, name), objects::encode(&ns)).await {
+        match state
+            .store
+            .create(
+                &keys::object_key(resource, None, name),
+                objects::encode(&ns),
+            )
+            .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -61,7 +78,9 @@ pub fn spawn_cleanup(state: Arc<ApiState>, namespace: String) {
             match cleanup_once(&state, &namespace).await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(namespace, error = %e, "namespace clean-up failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(namespace, error = %e, "namespace clean-up failed; retrying")
+                }
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -71,7 +90,13 @@ pub fn spawn_cleanup(state: Arc<ApiState>, namespace: String) {
 /// Finds terminating namespaces at start-up and resumes their clean-up.
 pub async fn resume_cleanups(state: &Arc<ApiState>) -> Result<(), StoreError> {
     let prefix = keys::collection_prefix(namespaces(), None);
-    let list = state.store.list(&ListOptions { prefix, ..Default::default() }).await?;
+    let list = state
+        .store
+        .list(&ListOptions {
+            prefix,
+            ..Default::default()
+        })
+        .await?;
     for kv in list.items {
         if let Ok(ns) = serde_json::from_slice::<Value>(&kv.value) {
             if objects::is_deleting(&ns) {
@@ -87,7 +112,14 @@ async fn cleanup_once(state: &ApiState, namespace: &str) -> Result<bool, ApiErro
     let mut remaining = 0;
     for resource in registry::RESOURCES.iter().filter(|r| r.namespaced()) {
         let prefix = keys::collection_prefix(resource, Some(namespace));
-        let list = state.store.list(&ListOptions { prefix, ..Default::default() }).await.map_err(ApiError::from_store)?;
+        let list = state
+            .store
+            .list(&ListOptions {
+                prefix,
+                ..Default::default()
+            })
+            .await
+            .map_err(ApiError::from_store)?;
         for kv in list.items {
             remaining += 1;
             let obj = objects::decode(&kv)?;
@@ -97,8 +129,13 @@ async fn cleanup_once(state: &ApiState, namespace: &str) -> Result<bool, ApiErro
                 .and_then(Value::as_str)
                 .and_then(objects::parse_timestamp)
                 .is_some_and(|t| t <= jiff::Timestamp::now().as_second());
-            let options = DeleteOptions { grace_period: graceful_overdue.then_some(0), ..Default::default() };
-            match delete::delete_object(state, resource, Some(namespace), &name, &options, false).await {
+            let options = DeleteOptions {
+                grace_period: graceful_overdue.then_some(0),
+                ..Default::default()
+            };
+            match delete::delete_object(state, resource, Some(namespace), &name, &options, false)
+                .await
+            {
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -112,20 +149,34 @@ async fn cleanup_once(state: &ApiState, namespace: &str) -> Result<bool, ApiErro
         None => Ok(true),
         Some(kv) => {
             let mut ns = objects::decode(&kv)?;
+            let stored = ns.clone();
             // The "kubernetes" finalizer is ours; other finalizers keep the namespace.
-            if let Some(list) = ns.pointer_mut("/spec/finalizers").and_then(Value::as_array_mut) {
+            if let Some(list) = ns
+                .pointer_mut("/spec/finalizers")
+                .and_then(Value::as_array_mut)
+            {
                 list.retain(|f| f != "kubernetes");
             }
-            let spec_done = ns.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+            let spec_done = ns
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
             if spec_done && objects::finalizers(&ns).is_empty() {
                 match state.store.delete(&key, Some(kv.mod_revision)).await {
                     Ok(_) | Err(StoreError::NotFound { .. }) => Ok(true),
                     Err(StoreError::Conflict { .. }) => Ok(false),
                     Err(e) => Err(ApiError::from_store(e)),
                 }
+            } else if ns == stored {
+                // Nothing of ours left to remove: no write (and no watch event) per pass.
+                Ok(spec_done)
             } else {
                 // Only metadata finalizers remain: whoever removes the last one deletes it.
-                match state.store.update(&key, objects::encode(&ns), kv.mod_revision).await {
+                match state
+                    .store
+                    .update(&key, objects::encode(&ns), kv.mod_revision)
+                    .await
+                {
                     Ok(_) => Ok(spec_done),
                     Err(StoreError::Conflict { .. }) => Ok(false),
                     Err(e) => Err(ApiError::from_store(e)),

@@ -18,7 +18,7 @@ use crate::status::ApiError;
 use waggle_apimachinery::discovery as apimachinery_discovery;
 use waggle_apimachinery::openapi;
 
-use crate::{discovery, handlers, target};
+use crate::{discovery, handlers, kubelet, target};
 
 #[derive(Clone)]
 struct Ctx {
@@ -29,7 +29,11 @@ struct Ctx {
 }
 
 pub fn router(state: Shared, gate: Arc<dyn Gate>, server_address: String) -> Router {
-    let ctx = Ctx { state, gate, server_address };
+    let ctx = Ctx {
+        state,
+        gate,
+        server_address,
+    };
     Router::new().fallback(serve).with_state(ctx)
 }
 
@@ -43,10 +47,16 @@ fn not_found() -> ApiError {
 
 async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // Kept for the kubelet-bound subresources that upgrade the connection (exec, ...).
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let params = Params::parse(parts.uri.query());
     let parsed = target::parse(parts.uri.path());
-    let mut attributes = Attributes { path: parts.uri.path().to_owned(), ..Default::default() };
+    let kubelet_route = kubelet::route(parts.uri.path());
+    let mut attributes = Attributes {
+        path: parts.uri.path().to_owned(),
+        ..Default::default()
+    };
     let (verb, resource, subresource) = match &parsed {
         Ok(Some(t)) => {
             let verb = handlers::verb(&parts.method, t, &params);
@@ -56,16 +66,57 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
             attributes.subresource = t.subresource.clone().unwrap_or_default();
             attributes.namespace = t.namespace.clone().unwrap_or_default();
             attributes.name = t.name.clone().unwrap_or_default();
-            (verb, t.resource.plural, t.subresource.clone().unwrap_or_default())
+            (
+                verb,
+                t.resource.plural,
+                t.subresource.clone().unwrap_or_default(),
+            )
         }
         _ => (method_label(&parts.method), "", String::new()),
     };
+    if let (Some(kubelet::Route::Node { name, .. }), Ok(None)) = (&kubelet_route, &parsed) {
+        // `nodes/NAME/proxy/PATH` is deeper than resource paths go.
+        attributes.verb = method_label(&parts.method).to_ascii_lowercase();
+        attributes.resource = "nodes".into();
+        attributes.subresource = "proxy".into();
+        attributes.name = name.clone();
+    }
     let outcome = async {
         let user = ctx.gate.authenticate(&parts)?;
         ctx.gate.authorize(&user, &attributes)?;
-        match parsed? {
+        let parsed = parsed?;
+        if let Some(route) = kubelet_route {
+            let request = kubelet::Request {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: parts.headers.clone(),
+                body,
+                upgrade,
+            };
+            return kubelet::serve(&ctx.state, route, &params, request).await;
+        }
+        match parsed {
+            Some(t) if !t.resource.persisted() => {
+                handlers::review::serve(
+                    &ctx.state,
+                    &user,
+                    &parts.method,
+                    &t,
+                    &params,
+                    &parts.headers,
+                    body,
+                )
+                .await
+            }
             Some(t) => {
-                let request = handlers::dispatch(ctx.state.clone(), parts.method.clone(), t, params.clone(), parts.headers.clone(), body);
+                let request = handlers::dispatch(
+                    ctx.state.clone(),
+                    parts.method.clone(),
+                    t,
+                    params.clone(),
+                    parts.headers.clone(),
+                    body,
+                );
                 crate::kubectl::context::scoped(&params, &parts.headers, request).await
             }
             None => non_resource(&ctx, &parts.method, &parts.uri, &parts.headers).await,
@@ -77,7 +128,13 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
     if verb != "WATCH" {
         tracing::debug!(method = %parts.method, path = %parts.uri, code, "request");
     }
-    ctx.state.metrics.observe(verb, resource, &subresource, code, started.elapsed().as_secs_f64());
+    ctx.state.metrics.observe(
+        verb,
+        resource,
+        &subresource,
+        code,
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -94,20 +151,46 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-async fn non_resource(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Response, ApiError> {
-    if *method != Method::GET && *method != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed { message: format!("the server does not allow this method on the requested resource ({method})") });
-    }
+async fn non_resource(
+    ctx: &Ctx,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let path = uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if *method != Method::GET && *method != Method::HEAD {
+        // Below a group version every path is a resource path: an unknown resource or
+        // subresource (`configmaps/x/scale`) is a 404 whatever the method, as upstream.
+        if let ["api", _, _, ..] | ["apis", _, _, _, ..] = segments.as_slice() {
+            return Err(not_found());
+        }
+        return Err(ApiError::MethodNotAllowed {
+            message: format!(
+                "the server does not allow this method on the requested resource ({method})"
+            ),
+        });
+    }
     let json = |v: Value| Ok(Reply::ok(v).render(None, headers));
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let bytes = |content_type: String, body: &'static [u8]| Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response());
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let bytes = |content_type: String, body: &'static [u8]| {
+        Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response())
+    };
     if let ["api"] | ["apis"] = segments.as_slice() {
         if let Some(version) = apimachinery_discovery::negotiate_aggregated(accept) {
             let document = apimachinery_discovery::aggregated(segments == ["api"], version);
             let body = serde_json::to_vec(&document).unwrap_or_default();
-            return Ok(([(http::header::CONTENT_TYPE, apimachinery_discovery::aggregated_content_type(version))], body).into_response());
+            return Ok((
+                [(
+                    http::header::CONTENT_TYPE,
+                    apimachinery_discovery::aggregated_content_type(version),
+                )],
+                body,
+            )
+                .into_response());
         }
     }
     match segments.as_slice() {
@@ -123,12 +206,19 @@ async fn non_resource(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap
         ["version"] => json(discovery::version()),
         ["api"] => json(discovery::core_versions(&ctx.server_address)),
         ["apis"] => json(discovery::groups()),
-        ["api", version] => discovery::resource_list("", version).map_or_else(|| Err(not_found()), json),
+        ["api", version] => {
+            discovery::resource_list("", version).map_or_else(|| Err(not_found()), json)
+        }
         ["apis", group] => discovery::group_document(group).map_or_else(|| Err(not_found()), json),
-        ["apis", group, version] => discovery::resource_list(group, version).map_or_else(|| Err(not_found()), json),
+        ["apis", group, version] => {
+            discovery::resource_list(group, version).map_or_else(|| Err(not_found()), json)
+        }
         ["healthz" | "livez" | "readyz", ..] => health(ctx).await,
         ["metrics"] => Ok((
-            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             ctx.state.metrics.render(),
         )
             .into_response()),
@@ -138,8 +228,11 @@ async fn non_resource(ctx: &Ctx, method: &Method, uri: &Uri, headers: &HeaderMap
 
 async fn health(ctx: &Ctx) -> Result<Response, ApiError> {
     match ctx.state.store.current_revision().await {
-        Ok(_) => Ok(([(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()),
+        Ok(_) => Ok((
+            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ok",
+        )
+            .into_response()),
         Err(e) => Err(ApiError::internal(format!("[-]etcd failed: {e}"))),
     }
 }
-

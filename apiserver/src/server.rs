@@ -48,13 +48,19 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("binding {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("writing {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no service CIDR configured")]
     NoServiceCidr,
 }
@@ -106,20 +112,34 @@ fn client_addr(bind: SocketAddr) -> SocketAddr {
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-    listener.set_nonblocking(true).map_err(|source| StartError::Bind { addr, source })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
     Ok(listener)
 }
 
 /// Starts the server; returns once it is listening.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::malloc::tune();
     if config.service_cidrs.is_empty() {
         return Err(StartError::NoServiceCidr);
     }
     let https = bind(config.bind)?;
-    let https_addr = https.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let mut hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned(), "::1".to_owned(), "kubernetes".to_owned(), "kubernetes.default".to_owned(), "kubernetes.default.svc".to_owned()];
+    let https_addr = https.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let mut hosts = vec![
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        "::1".to_owned(),
+        "kubernetes".to_owned(),
+        "kubernetes.default".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+    ];
     if !https_addr.ip().is_unspecified() && !https_addr.ip().is_loopback() {
         hosts.push(https_addr.ip().to_string());
     }
@@ -128,6 +148,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let material = tls::load_or_create(&config.data_dir.join("pki"), &hosts)?;
 
     let state: Shared = Arc::new(ApiState {
+        fanout: crate::fanout::Fanout::new(config.store.clone()),
         store: config.store,
         alloc: Allocator::new(config.service_cidrs.clone(), NODE_PORTS),
         metrics: Metrics::default(),
@@ -139,12 +160,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let kubeconfig_path = config.data_dir.join("admin.kubeconfig");
     let token = admin_token(&config.data_dir.join("pki").join("admin.token"))?;
     let admin = crate::admin_cert::load_or_create(&config.data_dir.join("pki"))?;
-    write_atomically(&kubeconfig_path, kubeconfig::admin(&url, &material.ca_cert, &token, &admin).as_bytes())
-        .map_err(|source| StartError::Write { path: kubeconfig_path.clone(), source })?;
+    write_atomically(
+        &kubeconfig_path,
+        kubeconfig::admin(&url, &material.ca_cert, &token, &admin).as_bytes(),
+    )
+    .map_err(|source| StartError::Write {
+        path: kubeconfig_path.clone(),
+        source,
+    })?;
 
-    let app = router::router(state.clone(), Arc::new(AllowAll), client_addr(https_addr).to_string());
+    let app = router::router(
+        state.clone(),
+        Arc::new(AllowAll),
+        client_addr(https_addr).to_string(),
+    );
     let handle = axum_server::Handle::new();
-    let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(&material)?);
+    let rustls_config =
+        axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(&material)?);
     let server = axum_server::from_tcp_rustls(https, rustls_config).handle(handle.clone());
     let https_app = app.clone();
     let mut tasks = vec![tokio::spawn(async move {
@@ -154,8 +186,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })];
     let mut http_addr = None;
     if let Some(addr) = config.insecure_bind {
-        let listener = tokio::net::TcpListener::from_std(bind(addr)?).map_err(|source| StartError::Bind { addr, source })?;
-        http_addr = Some(listener.local_addr().map_err(|source| StartError::Bind { addr, source })?);
+        let listener = tokio::net::TcpListener::from_std(bind(addr)?)
+            .map_err(|source| StartError::Bind { addr, source })?;
+        http_addr = Some(
+            listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?,
+        );
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP listener failed");
@@ -163,7 +200,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }));
     }
     tracing::info!(%url, kubeconfig = %kubeconfig_path.display(), "API server listening");
-    Ok(Running { https_addr, http_addr, kubeconfig: kubeconfig_path, state, handle, tasks })
+    Ok(Running {
+        https_addr,
+        http_addr,
+        kubeconfig: kubeconfig_path,
+        state,
+        handle,
+        tasks,
+    })
 }
 
 /// The admin's bearer token, created once and kept beside the certificates.
@@ -172,7 +216,10 @@ fn admin_token(path: &std::path::Path) -> Result<String, StartError> {
         Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
         _ => {
             let token = uuid::Uuid::new_v4().simple().to_string();
-            std::fs::write(path, &token).map_err(|source| StartError::Write { path: path.into(), source })?;
+            std::fs::write(path, &token).map_err(|source| StartError::Write {
+                path: path.into(),
+                source,
+            })?;
             Ok(token)
         }
     }
@@ -183,7 +230,13 @@ fn admin_token(path: &std::path::Path) -> Result<String, StartError> {
 async fn bootstrap(state: &Shared) -> Result<(), StartError> {
     let services = registry::find("", "v1", "services").expect("services are served");
     let prefix = keys::collection_prefix(services, None);
-    let list = state.store.list(&ListOptions { prefix, ..Default::default() }).await?;
+    let list = state
+        .store
+        .list(&ListOptions {
+            prefix,
+            ..Default::default()
+        })
+        .await?;
     for kv in &list.items {
         if let Ok(svc) = serde_json::from_slice::<Value>(&kv.value) {
             state.alloc.load(&svc);

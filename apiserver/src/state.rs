@@ -6,6 +6,7 @@ use std::time::Duration;
 use waggle_store::Store;
 
 use crate::alloc::Allocator;
+use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 
 /// Tunables of request handling.
@@ -38,6 +39,8 @@ pub struct ApiState {
     pub alloc: Allocator,
     pub metrics: Metrics,
     pub settings: Settings,
+    /// The shared store watches that every watch request subscribes to.
+    pub fanout: Fanout,
 }
 
 pub type Shared = Arc<ApiState>;

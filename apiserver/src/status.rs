@@ -20,14 +20,22 @@ pub struct Cause {
 
 impl Cause {
     pub fn required(field: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message: "Required value".into(),
+        }
     }
 
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
-            message: format!("Invalid value: {}: {}", render_value(value), detail.as_ref()),
+            message: format!(
+                "Invalid value: {}: {}",
+                render_value(value),
+                detail.as_ref()
+            ),
         }
     }
 
@@ -44,12 +52,20 @@ impl Cause {
         Cause {
             reason: "FieldValueNotSupported",
             field: field.into(),
-            message: format!("Unsupported value: {}: supported values: {}", render_value(value), list.join(", ")),
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                render_value(value),
+                list.join(", ")
+            ),
         }
     }
 
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {}", detail.into()) }
+        Cause {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            message: format!("Forbidden: {}", detail.into()),
+        }
     }
 
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
@@ -79,15 +95,36 @@ pub enum ApiError {
     #[error("{message}")]
     BadRequest { message: String },
     #[error("{message}")]
-    NotFound { message: String, kind: String, name: String },
+    NotFound {
+        message: String,
+        kind: String,
+        name: String,
+    },
     #[error("{message}")]
-    AlreadyExists { message: String, kind: String, name: String },
+    AlreadyExists {
+        message: String,
+        kind: String,
+        name: String,
+    },
     #[error("{message}")]
-    Conflict { message: String, kind: String, name: String },
+    Conflict {
+        message: String,
+        kind: String,
+        name: String,
+    },
     #[error("{message}")]
-    Invalid { message: String, kind: String, name: String, causes: Vec<Cause> },
+    Invalid {
+        message: String,
+        kind: String,
+        name: String,
+        causes: Vec<Cause>,
+    },
     #[error("{message}")]
-    Forbidden { message: String, kind: String, name: String },
+    Forbidden {
+        message: String,
+        kind: String,
+        name: String,
+    },
     #[error("{message}")]
     Gone { message: String },
     #[error("{message}")]
@@ -105,15 +142,23 @@ pub enum ApiError {
     /// The request asked for a state the server has not reached yet (504, retry).
     #[error("{message}")]
     Timeout { message: String },
+    /// A failure that is not an API status (a backend that cannot be dialled): 500 with
+    /// no reason, which kubectl prints as `Error from server: <message>`.
+    #[error("{message}")]
+    Unknown { message: String },
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { message: message.into() }
+        ApiError::BadRequest {
+            message: message.into(),
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError::Internal { message: message.into() }
+        ApiError::Internal {
+            message: message.into(),
+        }
     }
 
     /// `pods "x" not found`
@@ -146,8 +191,19 @@ impl ApiError {
         }
     }
 
-    /// `Pod "x" is invalid: [a: Required value, b: ...]`
+    /// `Pod "x" is invalid: [a: Required value, b: ...]`; kinds outside the core group
+    /// are qualified (`Deployment.apps "x" is invalid: ...`), as upstream's `NewInvalid`.
     pub fn invalid(kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let group = waggle_apimachinery::registry::RESOURCES
+            .iter()
+            .find(|r| r.kind == kind)
+            .map_or("", |r| r.group);
+        let qualified_kind = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let kind = qualified_kind.as_str();
         let message = match causes.as_slice() {
             [one] => format!("{kind} \"{name}\" is invalid: {}", one.summary()),
             many => {
@@ -155,20 +211,30 @@ impl ApiError {
                 format!("{kind} \"{name}\" is invalid: [{}]", parts.join(", "))
             }
         };
-        ApiError::Invalid { message, kind: kind.into(), name: name.into(), causes }
+        ApiError::Invalid {
+            message,
+            kind: kind.into(),
+            name: name.into(),
+            causes,
+        }
     }
 
     /// `pods "x" is forbidden: reason`
     pub fn forbidden(group: &str, plural: &str, name: &str, reason: &str) -> Self {
         ApiError::Forbidden {
-            message: format!("{} \"{name}\" is forbidden: {reason}", qualified(group, plural)),
+            message: format!(
+                "{} \"{name}\" is forbidden: {reason}",
+                qualified(group, plural)
+            ),
             kind: qualified(group, plural),
             name: name.into(),
         }
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
-        ApiError::Gone { message: message.into() }
+        ApiError::Gone {
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> StatusCode {
@@ -183,7 +249,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal { .. } | ApiError::Unknown { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -205,6 +273,7 @@ impl ApiError {
             ApiError::Internal { .. } => "InternalError",
             ApiError::Unauthorized { .. } => "Unauthorized",
             ApiError::Timeout { .. } => "Timeout",
+            ApiError::Unknown { .. } => "",
         }
     }
 
@@ -224,12 +293,18 @@ impl ApiError {
             | ApiError::AlreadyExists { kind, name, .. }
             | ApiError::Conflict { kind, name, .. }
             | ApiError::Forbidden { kind, name, .. } => Some(split_kind(kind, name, None)),
-            ApiError::Invalid { kind, name, causes, .. } => Some(split_kind(kind, name, Some(causes))),
+            ApiError::Invalid {
+                kind, name, causes, ..
+            } => Some(split_kind(kind, name, Some(causes))),
             ApiError::Timeout { .. } => Some(json!({"retryAfterSeconds": 1})),
             _ => None,
         };
         if let Some(details) = details {
             status["details"] = details;
+        }
+        if self.reason().is_empty() {
+            // `reason` is omitempty upstream.
+            status.as_object_mut().map(|s| s.remove("reason"));
         }
         status
     }
@@ -237,7 +312,10 @@ impl ApiError {
     /// Maps a storage failure that the caller did not handle specifically.
     pub fn from_store(err: StoreError) -> Self {
         match err {
-            StoreError::Compacted { requested, compacted } => ApiError::gone(format!(
+            StoreError::Compacted {
+                requested,
+                compacted,
+            } => ApiError::gone(format!(
                 "too old resource version: {requested} ({compacted})"
             )),
             StoreError::FutureRevision { requested, current } => ApiError::Timeout {
@@ -266,7 +344,11 @@ fn split_kind(kind: &str, name: &str, causes: Option<&Vec<Cause>>) -> Value {
 
 /// `pods` for core, `deployments.apps` otherwise.
 pub fn qualified(group: &str, plural: &str) -> String {
-    if group.is_empty() { plural.to_owned() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_owned()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -275,7 +357,12 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %self, "internal error");
         }
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (self.code(), [(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            self.code(),
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -300,14 +387,27 @@ mod tests {
 
     #[test]
     fn invalid_message_lists_causes_like_upstream() {
-        let one = ApiError::invalid("Pod", "x", vec![Cause::required("spec.containers[0].image")]);
-        assert_eq!(one.to_string(), "Pod \"x\" is invalid: spec.containers[0].image: Required value");
+        let one = ApiError::invalid(
+            "Pod",
+            "x",
+            vec![Cause::required("spec.containers[0].image")],
+        );
+        assert_eq!(
+            one.to_string(),
+            "Pod \"x\" is invalid: spec.containers[0].image: Required value"
+        );
         let two = ApiError::invalid(
             "Pod",
             "x",
-            vec![Cause::required("a"), Cause::invalid("b", &json!("B"), "bad")],
+            vec![
+                Cause::required("a"),
+                Cause::invalid("b", &json!("B"), "bad"),
+            ],
         );
-        assert_eq!(two.to_string(), "Pod \"x\" is invalid: [a: Required value, b: Invalid value: \"B\": bad]");
+        assert_eq!(
+            two.to_string(),
+            "Pod \"x\" is invalid: [a: Required value, b: Invalid value: \"B\": bad]"
+        );
         let status = two.to_status();
         assert_eq!(status["code"], 422);
         assert_eq!(status["details"]["causes"][1]["field"], "b");

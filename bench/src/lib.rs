@@ -7,11 +7,17 @@
 //! The rules of (c) and (d) are generated in kube-proxy's own layout
 //! ([`kube_proxy`]); the traps listed in `shared/notes/benchmarking.md` (conntrack
 //! carry-over, SYN retransmits, SNAT port policy, rules taxing direct traffic) are
-//! handled in [`env`]. Start at [`run::run`].
+//! handled in [`env`]; every path is measured in several rounds in rotating order
+//! ([`rounds`]), and the socket-LB programs' own cost per connection is read from the
+//! kernel's BPF statistics ([`bpf_stats`]). Start at [`run::run`], the table is
+//! [`table::table`].
 
+pub mod bpf_stats;
 pub mod env;
 pub mod kube_proxy;
 pub mod load;
+pub mod rounds;
 pub mod run;
 pub mod services;
+pub mod table;
 pub mod waggle;

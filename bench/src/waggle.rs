@@ -26,7 +26,10 @@ impl WaggleProxy {
         let run_dir = stage.bed.run_dir().join("waggle-proxy");
         std::fs::create_dir_all(&run_dir)?;
         let manifests = run_dir.join("services.yaml");
-        std::fs::write(&manifests, manifests_yaml(services, stage.bed.node(0).name()))?;
+        std::fs::write(
+            &manifests,
+            manifests_yaml(services, stage.bed.node(0).name()),
+        )?;
         let pin_dir = stage.bed.bpf_dir().join("waggle-proxy");
         let node = stage.bed.node(0);
         let mut command = node.netns().command(waggle_binary()?);
@@ -43,7 +46,11 @@ impl WaggleProxy {
             .stderr(std::fs::File::create(run_dir.join("proxy.log"))?);
         let started = Instant::now();
         let process = stage.bed.spawn(command)?;
-        let mut proxy = WaggleProxy { process, programmed_in: Duration::ZERO, pin_dir };
+        let mut proxy = WaggleProxy {
+            process,
+            programmed_in: Duration::ZERO,
+            pin_dir,
+        };
         let deadline = started + Duration::from_secs(60);
         loop {
             if let Some(status) = proxy.process.try_wait()? {
@@ -53,7 +60,10 @@ impl WaggleProxy {
             let serving = stage
                 .client
                 .command("bash")
-                .args(["-c", &format!("exec 3<>/dev/tcp/{TARGET_VIP}/{}", crate::env::HTTP_PORT)])
+                .args([
+                    "-c",
+                    &format!("exec 3<>/dev/tcp/{TARGET_VIP}/{}", crate::env::HTTP_PORT),
+                ])
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
@@ -73,6 +83,20 @@ impl WaggleProxy {
         self.programmed_in
     }
 
+    /// User + system CPU time the daemon has used so far (`/proc/<pid>/stat`), to show
+    /// that it stays idle while connections are measured.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let path = format!("/proc/{}/stat", self.process.id());
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        cpu_ticks(&stat)
+            .map(|ticks| {
+                // SAFETY: sysconf has no preconditions.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+                Duration::from_nanos(ticks * 1_000_000_000 / hz)
+            })
+            .with_context(|| format!("{path}: unexpected format"))
+    }
+
     /// Stops the daemon and removes its pinned programs and maps.
     pub fn stop(mut self) -> anyhow::Result<()> {
         self.process.kill()?;
@@ -84,12 +108,24 @@ impl WaggleProxy {
     }
 }
 
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name in
+/// parentheses may contain spaces, so fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": field 3 (state) is index 0, so field N is index N - 3.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 /// The `waggle` binary built beside this one.
 fn waggle_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("waggle");
     if !path.exists() {
-        bail!("{} is missing: build it with `cargo xtask build --release`", path.display());
+        bail!(
+            "{} is missing: build it with `cargo xtask build --release`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -99,7 +135,10 @@ fn waggle_binary() -> anyhow::Result<PathBuf> {
 pub fn manifests_yaml(services: &[BenchService], node: &str) -> String {
     let mut grouped: BTreeMap<(&str, &str), Vec<&BenchService>> = BTreeMap::new();
     for svc in services {
-        grouped.entry((&svc.namespace, &svc.name)).or_default().push(svc);
+        grouped
+            .entry((&svc.namespace, &svc.name))
+            .or_default()
+            .push(svc);
     }
     let mut out = String::new();
     for ((namespace, name), ports) in grouped {
@@ -110,7 +149,11 @@ pub fn manifests_yaml(services: &[BenchService], node: &str) -> String {
         );
         for port in &ports {
             let target = port.endpoints.first().map(|(_, p)| *p).unwrap_or(port.port);
-            let _ = writeln!(out, "  - {{name: {}, port: {}, protocol: TCP, targetPort: {target}}}", port.port_name, port.port);
+            let _ = writeln!(
+                out,
+                "  - {{name: {}, port: {}, protocol: TCP, targetPort: {target}}}",
+                port.port_name, port.port
+            );
         }
         let _ = write!(
             out,
@@ -118,14 +161,24 @@ pub fn manifests_yaml(services: &[BenchService], node: &str) -> String {
         );
         for port in &ports {
             let target = port.endpoints.first().map(|(_, p)| *p).unwrap_or(port.port);
-            let _ = writeln!(out, "- {{name: {}, port: {target}, protocol: TCP}}", port.port_name);
+            let _ = writeln!(
+                out,
+                "- {{name: {}, port: {target}, protocol: TCP}}",
+                port.port_name
+            );
         }
         let _ = writeln!(out, "endpoints:");
-        let mut addresses: Vec<_> = ports.iter().flat_map(|p| p.endpoints.iter().map(|(ip, _)| *ip)).collect();
+        let mut addresses: Vec<_> = ports
+            .iter()
+            .flat_map(|p| p.endpoints.iter().map(|(ip, _)| *ip))
+            .collect();
         addresses.sort();
         addresses.dedup();
         for address in addresses {
-            let _ = writeln!(out, "- {{addresses: [\"{address}\"], conditions: {{ready: true}}, nodeName: {node}}}");
+            let _ = writeln!(
+                out,
+                "- {{addresses: [\"{address}\"], conditions: {{ready: true}}, nodeName: {node}}}"
+            );
         }
     }
     out
@@ -135,6 +188,14 @@ pub fn manifests_yaml(services: &[BenchService], node: &str) -> String {
 mod tests {
     use super::*;
     use crate::services::synthetic;
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat =
+            "4242 (waggle proxy) S 1 4242 4242 0 -1 4194560 900 0 0 0 17 5 0 0 20 0 4 0 100 0 0";
+        assert_eq!(cpu_ticks(stat), Some(22));
+        assert_eq!(cpu_ticks("4242 (x) S 1"), None);
+    }
 
     #[test]
     fn manifests_have_a_service_and_a_slice_per_service() {

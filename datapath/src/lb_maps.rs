@@ -7,10 +7,11 @@
 //! reads). Map names and types come from `waggle_ebpf_common::maps`.
 
 use std::{
-    os::fd::AsFd,
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
+use crate::batch::{self, BatchError};
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
@@ -48,6 +49,12 @@ pub enum LbMapError {
         #[source]
         source: std::io::Error,
     },
+    #[error("map `{name}`: {source}")]
+    Batch {
+        name: &'static str,
+        #[source]
+        source: crate::batch::BatchError,
+    },
 }
 
 /// One key/value map, as the proxy sees it.
@@ -60,6 +67,19 @@ pub trait MapTable<K, V> {
     fn remove(&mut self, key: &K) -> Result<(), LbMapError>;
     /// Every entry, in the map's iteration order.
     fn entries(&self) -> Result<Vec<(K, V)>, LbMapError>;
+
+    /// Writes `keys[i] → values[i]` for every `i`, in this order (so that an entry
+    /// written earlier is visible before a later one is).
+    fn insert_batch(&mut self, keys: &[K], values: &[V]) -> Result<(), LbMapError> {
+        keys.iter()
+            .zip(values)
+            .try_for_each(|(k, v)| self.insert(k, v))
+    }
+
+    /// Removes every key of `keys`, in this order; absent keys are skipped.
+    fn remove_batch(&mut self, keys: &[K]) -> Result<(), LbMapError> {
+        keys.iter().try_for_each(|k| self.remove(k))
+    }
 }
 
 /// Value type of the node address maps (an address is present when mapped to 1).
@@ -110,18 +130,76 @@ pub trait LbMaps {
     fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag>;
 }
 
-/// A BPF hash map as a [`MapTable`].
+/// A BPF hash map as a [`MapTable`]. Batches use one syscall per
+/// [`batch::CHUNK`](crate::batch::CHUNK) elements (Linux 5.6+), falling back to one
+/// per element on kernels without batch operations.
 pub struct HashTable<K: aya::Pod, V: aya::Pod> {
     name: &'static str,
     map: HashMap<MapData, K, V>,
+    /// The map's fd again, for the batch syscalls aya does not wrap.
+    fd: OwnedFd,
+    /// Cleared when the kernel refused a batch command.
+    batch: bool,
 }
 
 impl<K: aya::Pod, V: aya::Pod> HashTable<K, V> {
     fn new(name: &'static str, data: MapData) -> Result<Self, LbMapError> {
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| LbMapError::Dup { name, source })?;
         let map = Map::from_map_data(data)
             .and_then(HashMap::try_from)
             .map_err(|source| LbMapError::Map { name, source })?;
-        Ok(Self { name, map })
+        Ok(Self {
+            name,
+            map,
+            fd,
+            batch: true,
+        })
+    }
+
+    /// Runs `op` as a batch unless the kernel lacks batches; `Ok(false)` means "do it
+    /// element by element".
+    fn try_batch(
+        &mut self,
+        op: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> Result<(), BatchError>,
+    ) -> Result<bool, LbMapError> {
+        if !self.batch {
+            return Ok(false);
+        }
+        match op(self.fd.as_fd()) {
+            Ok(()) => Ok(true),
+            Err(BatchError::Unsupported { source }) => {
+                tracing::info!(map = self.name, %source, "batched map writes unavailable; writing one element per syscall");
+                self.batch = false;
+                Ok(false)
+            }
+            Err(source) => Err(LbMapError::Batch {
+                name: self.name,
+                source,
+            }),
+        }
+    }
+
+    /// Every entry, one `get_next_key` + lookup per element.
+    fn entries_one_by_one(&self) -> Result<Vec<(K, V)>, LbMapError> {
+        let mut out = Vec::new();
+        for entry in self.map.iter() {
+            match entry {
+                Ok(kv) => out.push(kv),
+                // A key deleted between get_next_key and lookup: skip it.
+                Err(MapError::KeyNotFound) => continue,
+                Err(source) => {
+                    return Err(LbMapError::Map {
+                        name: self.name,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -164,21 +242,31 @@ impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
     }
 
     fn entries(&self) -> Result<Vec<(K, V)>, LbMapError> {
-        let mut out = Vec::new();
-        for entry in self.map.iter() {
-            match entry {
-                Ok(kv) => out.push(kv),
-                // A key deleted between get_next_key and lookup: skip it.
-                Err(MapError::KeyNotFound) => continue,
-                Err(source) => {
-                    return Err(LbMapError::Map {
-                        name: self.name,
-                        source,
-                    });
-                }
+        if self.batch {
+            match batch::lookup_all(self.fd.as_fd()) {
+                Ok(entries) => return Ok(entries),
+                // Unsupported, or a bucket larger than a batch (ENOSPC): read one by one.
+                Err(error) => tracing::debug!(map = self.name, %error, "batched read failed"),
             }
         }
-        Ok(out)
+        self.entries_one_by_one()
+    }
+
+    fn insert_batch(&mut self, keys: &[K], values: &[V]) -> Result<(), LbMapError> {
+        assert_eq!(keys.len(), values.len(), "one value per key");
+        if keys.is_empty() || self.try_batch(|fd| batch::update(fd, keys, values))? {
+            return Ok(());
+        }
+        keys.iter()
+            .zip(values)
+            .try_for_each(|(k, v)| self.insert(k, v))
+    }
+
+    fn remove_batch(&mut self, keys: &[K]) -> Result<(), LbMapError> {
+        if keys.is_empty() || self.try_batch(|fd| batch::delete(fd, keys))? {
+            return Ok(());
+        }
+        keys.iter().try_for_each(|k| self.remove(k))
     }
 }
 

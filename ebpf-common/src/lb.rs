@@ -20,9 +20,10 @@ pub const SCOPE_INTERNAL: u8 = 1;
 /// Key of the services maps. `backend_slot == 0` is the master entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct ServiceKeyV4 {
-    /// Service address, network byte order (as in `sockaddr_in.sin_addr`).
-    pub address: u32,
+pub struct ServiceKey<A> {
+    /// Service address, network byte order (as in `sockaddr_in.sin_addr` /
+    /// `sockaddr_in6.sin6_addr`).
+    pub address: A,
     /// Service port, network byte order. NodePort entries use the node port.
     pub port: u16,
     pub backend_slot: u16,
@@ -31,17 +32,10 @@ pub struct ServiceKeyV4 {
     pub _pad: [u8; 2],
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct ServiceKeyV6 {
-    /// Service address, network byte order (as in `sockaddr_in6.sin6_addr`).
-    pub address: [u8; 16],
-    pub port: u16,
-    pub backend_slot: u16,
-    pub protocol: u8,
-    pub scope: u8,
-    pub _pad: [u8; 2],
-}
+/// IPv4 services key (12 bytes).
+pub type ServiceKeyV4 = ServiceKey<u32>;
+/// IPv6 services key (24 bytes).
+pub type ServiceKeyV6 = ServiceKey<[u8; 16]>;
 
 /// `ServiceValue.flags`
 pub mod service_flags {
@@ -94,25 +88,29 @@ pub mod backend_flags {
     pub const LOCAL: u8 = 1 << 2;
 }
 
+/// A backend: where a service's traffic goes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct BackendV4 {
+pub struct Backend<A> {
     /// Network byte order.
-    pub address: u32,
+    pub address: A,
     /// Network byte order.
     pub port: u16,
     pub protocol: u8,
     pub flags: u8,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct BackendV6 {
-    pub address: [u8; 16],
-    pub port: u16,
-    pub protocol: u8,
-    pub flags: u8,
-}
+/// IPv4 backend (8 bytes).
+pub type BackendV4 = Backend<u32>;
+/// IPv6 backend (20 bytes).
+pub type BackendV6 = Backend<[u8; 16]>;
+
+const _: () = {
+    assert!(core::mem::size_of::<ServiceKeyV4>() == 12);
+    assert!(core::mem::size_of::<ServiceKeyV6>() == 24);
+    assert!(core::mem::size_of::<BackendV4>() == 8);
+    assert!(core::mem::size_of::<BackendV6>() == 20);
+};
 
 /// Reverse NAT entry (keyed by `rev_nat_index` as u32): the service address that
 /// replies must appear to come from.

@@ -17,7 +17,8 @@ pub const SOCK_REV_NAT_V6: &str = "wg_srnat6_v1";
 pub const AFFINITY: &str = "wg_affin_v1";
 /// `_v2`: 16363-slot tables (`_v1` had 1021) in a map that does not preallocate.
 pub const MAGLEV: &str = "wg_maglev_v2";
-pub const CONNTRACK_V4: &str = "wg_ct4_v1";
+/// `_v2`: 28-byte entries (`_v1` had 32, with trailing padding).
+pub const CONNTRACK_V4: &str = "wg_ct4_v2";
 pub const CONNTRACK_V6: &str = "wg_ct6_v1";
 pub const DROPS: &str = "wg_drops_v1";
 pub const SERVICE_METRICS: &str = "wg_svcm_v1";
@@ -30,9 +31,23 @@ pub const NODE_ADDRS_V6: &str = "wg_naddr6_v1";
 /// Every map a proxy pins under its pin directory (by these names), so that a restarted
 /// or upgraded daemon reuses them and their state survives.
 pub const PINNED: [&str; 17] = [
-    SERVICES_V4, SERVICES_V6, BACKENDS_V4, BACKENDS_V6, REV_NAT_V4, REV_NAT_V6,
-    SOCK_REV_NAT_V4, SOCK_REV_NAT_V6, AFFINITY, MAGLEV, CONNTRACK_V4, CONNTRACK_V6, DROPS,
-    SERVICE_METRICS, NODE_CONFIG, NODE_ADDRS_V4, NODE_ADDRS_V6,
+    SERVICES_V4,
+    SERVICES_V6,
+    BACKENDS_V4,
+    BACKENDS_V6,
+    REV_NAT_V4,
+    REV_NAT_V6,
+    SOCK_REV_NAT_V4,
+    SOCK_REV_NAT_V6,
+    AFFINITY,
+    MAGLEV,
+    CONNTRACK_V4,
+    CONNTRACK_V6,
+    DROPS,
+    SERVICE_METRICS,
+    NODE_CONFIG,
+    NODE_ADDRS_V4,
+    NODE_ADDRS_V6,
 ];
 
 /// Subdirectory of a pin directory holding the pinned bpf_links of the socket-LB
@@ -43,7 +58,7 @@ pub const LINKS_DIR: &str = "links";
 /// Pinned map names of layouts that were replaced by a newer version. A daemon that
 /// loads with pinning removes these, so an upgraded node does not keep paying for
 /// maps no program uses any more.
-pub const RETIRED: &[&str] = &["wg_maglev_v1"];
+pub const RETIRED: &[&str] = &["wg_maglev_v1", "wg_ct4_v1"];
 
 pub const MAX_SERVICES: u32 = 65_536;
 pub const MAX_BACKENDS: u32 = 65_536;

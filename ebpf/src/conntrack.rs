@@ -1,23 +1,29 @@
-//! Connection tracking for the per-packet path (IPv4), over the LRU map `wg_ct4_v1`.
+//! Connection tracking for the per-packet path, over the LRU maps `wg_ct4_v2` and
+//! `wg_ct6_v1` (one per [`Family`]).
 //!
 //! A translated connection has two entries with the same value: the *original*
 //! entry, keyed by the tuple the client sent (client → service address), and the
 //! *reply* entry, keyed by the tuple the backend's replies carry when they reach this
-//! node (backend → client, or backend → node address and SNAT port). Each entry holds
+//! node (backend → client, or backend → SNAT address and port). Each entry holds
 //! everything its direction needs to translate without another lookup.
 //!
 //! Entries expire by `last_seen_secs` (see [`lifetime`]); a TCP FIN or RST marks both
 //! entries `CLOSING`, which shortens their life. The LRU map evicts the oldest entries
-//! when full, so nothing needs a garbage collector.
+//! when full, so nothing needs a garbage collector. Keys and entries are written in
+//! place (they live in per-CPU scratch memory; an IPv6 key by value would cost stack).
+
+// Keys and entries are passed to the map helpers by reference on purpose: they live
+// in per-CPU scratch memory, and a by-value argument would copy them onto the stack.
+#![allow(clippy::needless_borrows_for_generic_args)]
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_get_prandom_u32};
 use waggle_ebpf_common::{
-    conntrack::{CT_DIR_ORIGINAL, CT_DIR_REPLY, CtEntryV4, CtKeyV4, ct_flags},
+    conntrack::{CT_DIR_ORIGINAL, CT_DIR_REPLY, CtEntry, CtKey, ct_flags},
     drop::{DROP_CT_CREATE_FAILED, DropReason},
     lb::PROTO_TCP,
 };
 
-use crate::{maps::CONNTRACK_V4, packet::Ipv4Flow};
+use crate::{family::Family, packet::Flow};
 
 /// Seconds an idle entry lives, by state.
 pub const TCP_SYN_SENT_SECS: u32 = 60;
@@ -26,9 +32,9 @@ pub const CLOSING_SECS: u32 = 10;
 pub const UDP_SECS: u32 = 60;
 
 /// SNAT ports tried besides the client's own (random ones in the ephemeral range).
-pub(crate) const SNAT_RETRIES: u32 = 3;
-pub(crate) const SNAT_PORT_MIN: u32 = 32_768;
-pub(crate) const SNAT_PORT_SPAN: u32 = 28_232;
+const SNAT_RETRIES: u32 = 3;
+const SNAT_PORT_MIN: u32 = 32_768;
+const SNAT_PORT_SPAN: u32 = 28_232;
 
 /// How long an entry may stay idle.
 #[inline(always)]
@@ -45,36 +51,68 @@ pub fn lifetime(protocol: u8, flags: u16) -> u32 {
 }
 
 #[inline(always)]
-pub fn expired(entry: &CtEntryV4, protocol: u8, now: u32) -> bool {
+fn expired<A>(entry: &CtEntry<A>, protocol: u8, now: u32) -> bool {
     now.wrapping_sub(entry.last_seen_secs) > lifetime(protocol, entry.flags)
 }
 
-/// The key of `flow` as seen in `direction` (`CT_DIR_*`).
+/// Writes a key: the tuple `src → dst` of `protocol` in `direction` (`CT_DIR_*`).
 #[inline(always)]
-pub fn key_v4(flow: &Ipv4Flow, direction: u8) -> CtKeyV4 {
-    CtKeyV4 {
-        src_addr: flow.src_addr,
-        dst_addr: flow.dst_addr,
-        src_port: flow.src_port,
-        dst_port: flow.dst_port,
-        protocol: flow.protocol,
+pub fn fill_key<A: Copy>(
+    key: &mut CtKey<A>,
+    (src_addr, src_port): (&A, u16),
+    (dst_addr, dst_port): (&A, u16),
+    protocol: u8,
+    direction: u8,
+) {
+    key.src_addr = *src_addr;
+    key.dst_addr = *dst_addr;
+    key.src_port = src_port;
+    key.dst_port = dst_port;
+    key.protocol = protocol;
+    key.direction = direction;
+    key._pad = [0; 2];
+}
+
+/// Writes the key of `flow` as seen in `direction` into `key`.
+#[inline(always)]
+pub fn fill_flow_key<A: Copy>(key: &mut CtKey<A>, flow: &Flow<A>, direction: u8) {
+    fill_key(
+        key,
+        (&flow.src_addr, flow.src_port),
+        (&flow.dst_addr, flow.dst_port),
+        flow.protocol,
         direction,
-        _pad: [0; 2],
-    }
+    );
+}
+
+/// Writes the original key of the connection `entry` describes.
+#[inline(always)]
+pub fn fill_original_key<A: Copy>(key: &mut CtKey<A>, entry: &CtEntry<A>, protocol: u8) {
+    fill_key(
+        key,
+        (&entry.orig_src_addr, entry.orig_src_port),
+        (&entry.orig_dst_addr, entry.orig_dst_port),
+        protocol,
+        CT_DIR_ORIGINAL,
+    );
 }
 
 /// A live (not expired) entry for `key`, as a pointer into the map.
 #[inline(always)]
-pub fn lookup_v4(key: &CtKeyV4, now: u32) -> Option<*mut CtEntryV4> {
-    let entry = CONNTRACK_V4.get_ptr_mut(key)?;
+pub fn lookup<F: Family>(key: &CtKey<F::Addr>, now: u32) -> Option<*mut CtEntry<F::Addr>> {
+    let entry = F::conntrack().get_ptr_mut(key)?;
     // SAFETY: a map value pointer, valid for this program run.
-    if expired(unsafe { &*entry }, key.protocol, now) { None } else { Some(entry) }
+    if expired(unsafe { &*entry }, key.protocol, now) {
+        None
+    } else {
+        Some(entry)
+    }
 }
 
 /// Records a packet on `entry`: refreshes `last_seen`, sets `extra` flags and, for a
 /// TCP FIN/RST, `CLOSING`. Returns the new flags.
 #[inline(always)]
-pub fn touch(entry: *mut CtEntryV4, flow: &Ipv4Flow, extra: u16, now: u32) -> u16 {
+pub fn touch<A>(entry: *mut CtEntry<A>, flow: &Flow<A>, extra: u16, now: u32) -> u16 {
     // SAFETY: a map value pointer; concurrent updates of these plain fields by another
     // CPU can at worst lose one refresh, which the next packet repeats.
     unsafe {
@@ -94,8 +132,8 @@ pub fn touch(entry: *mut CtEntryV4, flow: &Ipv4Flow, extra: u16, now: u32) -> u1
 
 /// Copies `flags` (CLOSING, SEEN_REPLY) and `now` onto the entry of the other direction.
 #[inline(always)]
-pub fn sync_peer(peer: &CtKeyV4, flags: u16, now: u32) {
-    if let Some(entry) = CONNTRACK_V4.get_ptr_mut(peer) {
+pub fn sync_peer<F: Family>(peer: &CtKey<F::Addr>, flags: u16, now: u32) {
+    if let Some(entry) = F::conntrack().get_ptr_mut(peer) {
         // SAFETY: as in `touch`.
         unsafe {
             (*entry).flags |= flags & (ct_flags::CLOSING | ct_flags::SEEN_REPLY);
@@ -104,56 +142,19 @@ pub fn sync_peer(peer: &CtKeyV4, flags: u16, now: u32) {
     }
 }
 
-/// The reply key of a connection whose replies come from `backend` to `to`.
+/// Claims a SNAT port for a new connection and stores its reply entry under `key`
+/// (the reply key with the client's port; its port is changed while searching): the
+/// client's own port when that reply tuple is free (a fully random port would collide
+/// with TIME_WAIT sockets on the backend under load), else a few random ports of the
+/// ephemeral range. A tuple held by an expired entry counts as free.
+/// Sets `entry.nat_port`. Errors: no port found (`DROP_CT_CREATE_FAILED`).
 #[inline(always)]
-pub fn reply_key_v4(
-    backend_addr: u32,
-    backend_port: u16,
-    to_addr: u32,
-    to_port: u16,
-    protocol: u8,
-) -> CtKeyV4 {
-    CtKeyV4 {
-        src_addr: backend_addr,
-        dst_addr: to_addr,
-        src_port: backend_port,
-        dst_port: to_port,
-        protocol,
-        direction: CT_DIR_REPLY,
-        _pad: [0; 2],
-    }
-}
-
-/// The original key of the connection an entry describes.
-#[inline(always)]
-pub fn original_key_v4(entry: &CtEntryV4, protocol: u8) -> CtKeyV4 {
-    CtKeyV4 {
-        src_addr: entry.orig_src_addr,
-        dst_addr: entry.orig_dst_addr,
-        src_port: entry.orig_src_port,
-        dst_port: entry.orig_dst_port,
-        protocol,
-        direction: CT_DIR_ORIGINAL,
-        _pad: [0; 2],
-    }
-}
-
-/// Claims the reply entry for a connection whose source is translated to
-/// `snat_addr`: the client's own port when that reply tuple is free (a fully random
-/// port would collide with TIME_WAIT sockets on the backend under load), else a few
-/// random ports of the ephemeral range. A tuple held by an expired entry counts as free.
-/// Returns the port.
-#[inline(always)]
-pub fn claim_snat_v4(
-    entry: &mut CtEntryV4,
-    backend_addr: u32,
-    backend_port: u16,
-    snat_addr: u32,
-    client_port: u16,
-    protocol: u8,
+pub fn claim_snat<F: Family>(
+    entry: &mut CtEntry<F::Addr>,
+    key: &mut CtKey<F::Addr>,
     now: u32,
 ) -> Result<u16, DropReason> {
-    let mut port = client_port;
+    let mut port = key.dst_port;
     let mut attempt = 0;
     while attempt <= SNAT_RETRIES {
         if attempt > 0 {
@@ -162,13 +163,17 @@ pub fn claim_snat_v4(
             port = ((SNAT_PORT_MIN + random) as u16).to_be();
         }
         entry.nat_port = port;
-        let key = reply_key_v4(backend_addr, backend_port, snat_addr, port, protocol);
-        if CONNTRACK_V4.insert(key, *entry, u64::from(BPF_NOEXIST)).is_ok() {
+        key.dst_port = port;
+        key.direction = CT_DIR_REPLY;
+        if F::conntrack()
+            .insert(&*key, &*entry, u64::from(BPF_NOEXIST))
+            .is_ok()
+        {
             return Ok(port);
         }
-        if lookup_v4(&key, now).is_none() {
+        if lookup::<F>(key, now).is_none() {
             // Held by an expired connection: take it over.
-            if CONNTRACK_V4.insert(key, *entry, 0).is_ok() {
+            if F::conntrack().insert(&*key, &*entry, 0).is_ok() {
                 return Ok(port);
             }
         }
@@ -179,6 +184,8 @@ pub fn claim_snat_v4(
 
 /// Stores an entry (original or reply).
 #[inline(always)]
-pub fn store_v4(key: &CtKeyV4, entry: &CtEntryV4) -> Result<(), DropReason> {
-    CONNTRACK_V4.insert(key, entry, 0).map_err(|_| DROP_CT_CREATE_FAILED)
+pub fn store<F: Family>(key: &CtKey<F::Addr>, entry: &CtEntry<F::Addr>) -> Result<(), DropReason> {
+    F::conntrack()
+        .insert(key, entry, 0)
+        .map_err(|_| DROP_CT_CREATE_FAILED)
 }

@@ -1,8 +1,8 @@
 //! Service lookup and backend selection, shared by every attach point.
 //!
 //! Socket LB (`socket_lb`) and the per-packet path (`nodeport`) both resolve a
-//! destination to a service with [`lookup_v4`]/[`lookup_v6`] (or the NodePort variants)
-//! and pick a backend with [`select_v4`]/[`select_v6`]. The map layout is documented in
+//! destination to a service with [`lookup`] (or [`lookup_nodeport`], [`lookup_any`])
+//! and pick a backend with [`select`], generic over the address [`Family`]. The map layout is documented in
 //! `waggle_ebpf_common::lb`: a master entry (`backend_slot == 0`, scope external) holds
 //! count, flags, `rev_nat_index` and the affinity timeout; slots `1..=count` hold
 //! backend ids; a `TWO_SCOPES` service has a second master and slot set under
@@ -22,16 +22,14 @@ use waggle_ebpf_common::{
         DROP_NO_BACKEND, DropReason,
     },
     lb::{
-        AffinityKey, AffinityValue, BackendV4, BackendV6, SCOPE_EXTERNAL, SCOPE_INTERNAL,
-        ServiceKeyV4, ServiceKeyV6, ServiceValue, service_flags,
+        AffinityKey, AffinityValue, Backend, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKey,
+        ServiceValue, service_flags,
     },
     metrics::ServiceCounters,
 };
 
-use crate::maps::{
-    AFFINITY, BACKENDS_V4, BACKENDS_V6, NODE_ADDRS_V4, NODE_ADDRS_V6, SERVICE_METRICS, SERVICES_V4,
-    SERVICES_V6,
-};
+pub use crate::family::{Family, V4, V6};
+use crate::maps::{AFFINITY, SERVICE_METRICS};
 
 /// Where the client of a lookup sits; decides the scope of a `TWO_SCOPES` service.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,83 +54,46 @@ pub struct AffinityClient {
 
 /// A service found by a lookup: its master key (scope external, slot 0) and value.
 #[derive(Clone, Copy)]
-pub struct Service<K> {
-    pub key: K,
+pub struct Service<A> {
+    pub key: ServiceKey<A>,
     pub value: ServiceValue,
 }
 
 /// The backend chosen for one connection.
 #[derive(Clone, Copy)]
-pub struct Selected<B> {
+pub struct Selected<A> {
     pub backend_id: u32,
-    pub backend: B,
+    pub backend: Backend<A>,
 }
 
-/// Address family specifics of the services and backends maps.
-pub trait Family {
-    type Key: Copy;
-    type Backend: Copy;
-    fn service(key: &Self::Key) -> Option<ServiceValue>;
-    fn backend(id: u32) -> Option<Self::Backend>;
-    fn with_slot(key: &Self::Key, slot: u16, scope: u8) -> Self::Key;
+/// The service entry under `key`, copied out.
+#[inline(always)]
+pub fn service_entry<F: Family>(key: &ServiceKey<F::Addr>) -> Option<ServiceValue> {
+    // SAFETY: the value is copied out at once; entries are plain data.
+    unsafe { F::services().get(key).copied() }
 }
 
-/// IPv4 maps (`wg_svc4_v1`, `wg_be4_v1`).
-pub struct V4;
-/// IPv6 maps (`wg_svc6_v1`, `wg_be6_v1`).
-pub struct V6;
+/// The backend with id `id`, copied out.
+#[inline(always)]
+pub fn backend<F: Family>(id: u32) -> Option<Backend<F::Addr>> {
+    // SAFETY: as above.
+    unsafe { F::backends().get(&id).copied() }
+}
 
-impl Family for V4 {
-    type Key = ServiceKeyV4;
-    type Backend = BackendV4;
-    #[inline(always)]
-    fn service(key: &ServiceKeyV4) -> Option<ServiceValue> {
-        // SAFETY: the value is copied out at once; entries are plain data.
-        unsafe { SERVICES_V4.get(key).copied() }
-    }
-    #[inline(always)]
-    fn backend(id: u32) -> Option<BackendV4> {
-        // SAFETY: as above.
-        unsafe { BACKENDS_V4.get(&id).copied() }
-    }
-    #[inline(always)]
-    fn with_slot(key: &ServiceKeyV4, slot: u16, scope: u8) -> ServiceKeyV4 {
-        ServiceKeyV4 {
-            backend_slot: slot,
-            scope,
-            ..*key
-        }
+#[inline(always)]
+fn with_slot<A: Copy>(key: &ServiceKey<A>, slot: u16, scope: u8) -> ServiceKey<A> {
+    ServiceKey {
+        backend_slot: slot,
+        scope,
+        ..*key
     }
 }
 
-impl Family for V6 {
-    type Key = ServiceKeyV6;
-    type Backend = BackendV6;
-    #[inline(always)]
-    fn service(key: &ServiceKeyV6) -> Option<ServiceValue> {
-        // SAFETY: the value is copied out at once; entries are plain data.
-        unsafe { SERVICES_V6.get(key).copied() }
-    }
-    #[inline(always)]
-    fn backend(id: u32) -> Option<BackendV6> {
-        // SAFETY: as above.
-        unsafe { BACKENDS_V6.get(&id).copied() }
-    }
-    #[inline(always)]
-    fn with_slot(key: &ServiceKeyV6, slot: u16, scope: u8) -> ServiceKeyV6 {
-        ServiceKeyV6 {
-            backend_slot: slot,
-            scope,
-            ..*key
-        }
-    }
-}
-
-/// The IPv4 service at `address:port` (network order) for `protocol` (`PROTO_*`):
+/// The service at `address:port` (network order) for `protocol` (`PROTO_*`):
 /// ClusterIPs, externalIPs and LoadBalancer IPs, which are stored under their address.
 #[inline(always)]
-pub fn lookup_v4(address: u32, port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
-    let key = ServiceKeyV4 {
+pub fn lookup<F: Family>(address: F::Addr, port: u16, protocol: u8) -> Option<Service<F::Addr>> {
+    let key = ServiceKey {
         address,
         port,
         backend_slot: 0,
@@ -140,90 +101,37 @@ pub fn lookup_v4(address: u32, port: u16, protocol: u8) -> Option<Service<Servic
         scope: SCOPE_EXTERNAL,
         _pad: [0; 2],
     };
-    V4::service(&key).map(|value| Service { key, value })
-}
-
-/// The IPv6 service at `address:port` (network order) for `protocol`.
-#[inline(always)]
-pub fn lookup_v6(address: [u8; 16], port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
-    let key = ServiceKeyV6 {
-        address,
-        port,
-        backend_slot: 0,
-        protocol,
-        scope: SCOPE_EXTERNAL,
-        _pad: [0; 2],
-    };
-    V6::service(&key).map(|value| Service { key, value })
+    service_entry::<F>(&key).map(|value| Service { key, value })
 }
 
 /// The NodePort service on `port` (entries stored with address 0 and `NODE_PORT`).
-/// The caller decides that the destination is a node address (see [`is_node_addr_v4`]).
+/// The caller decides that the destination is a node address (see [`is_node_addr`]).
 #[inline(always)]
-pub fn lookup_nodeport_v4(port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
-    lookup_v4(0, port, protocol).filter(|s| s.value.flags & service_flags::NODE_PORT != 0)
+pub fn lookup_nodeport<F: Family>(port: u16, protocol: u8) -> Option<Service<F::Addr>> {
+    lookup::<F>(F::ANY, port, protocol).filter(|s| s.value.flags & service_flags::NODE_PORT != 0)
 }
 
-/// IPv6 counterpart of [`lookup_nodeport_v4`].
+/// Whether `address` (network order) is one of this node's addresses (`wg_naddr4_v1`
+/// or `wg_naddr6_v1`, which include loopback when the proxy serves NodePorts there).
 #[inline(always)]
-pub fn lookup_nodeport_v6(port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
-    lookup_v6([0; 16], port, protocol).filter(|s| s.value.flags & service_flags::NODE_PORT != 0)
-}
-
-/// Whether `address` (network order) is one of this node's addresses (`wg_naddr4_v1`,
-/// which includes 127.0.0.1 when the proxy serves NodePorts on loopback).
-#[inline(always)]
-pub fn is_node_addr_v4(address: u32) -> bool {
+pub fn is_node_addr<F: Family>(address: &F::Addr) -> bool {
     // SAFETY: presence test only.
-    unsafe { NODE_ADDRS_V4.get(&address).is_some() }
-}
-
-/// IPv6 counterpart of [`is_node_addr_v4`] (`wg_naddr6_v1`).
-#[inline(always)]
-pub fn is_node_addr_v6(address: &[u8; 16]) -> bool {
-    // SAFETY: presence test only.
-    unsafe { NODE_ADDRS_V6.get(address).is_some() }
+    unsafe { F::node_addrs().get(address).is_some() }
 }
 
 /// Service lookup the way an in-node socket sees it: the exact address first, then the
 /// NodePort entry when the address is a node address.
 #[inline(always)]
-pub fn lookup_any_v4(address: u32, port: u16, protocol: u8) -> Option<Service<ServiceKeyV4>> {
-    match lookup_v4(address, port, protocol) {
+pub fn lookup_any<F: Family>(
+    address: F::Addr,
+    port: u16,
+    protocol: u8,
+) -> Option<Service<F::Addr>> {
+    match lookup::<F>(address, port, protocol) {
         Some(service) => Some(service),
-        None if is_node_addr_v4(address) => lookup_nodeport_v4(port, protocol),
+        None if is_node_addr::<F>(&address) => lookup_nodeport::<F>(port, protocol),
         None => None,
     }
-}
-
-/// IPv6 counterpart of [`lookup_any_v4`].
-#[inline(always)]
-pub fn lookup_any_v6(address: [u8; 16], port: u16, protocol: u8) -> Option<Service<ServiceKeyV6>> {
-    match lookup_v6(address, port, protocol) {
-        Some(service) => Some(service),
-        None if is_node_addr_v6(&address) => lookup_nodeport_v6(port, protocol),
-        None => None,
-    }
-}
-
-/// Picks an IPv4 backend for `service`. See [`select`].
-#[inline(always)]
-pub fn select_v4(
-    service: &Service<ServiceKeyV4>,
-    client: Client,
-    affinity: Option<AffinityClient>,
-) -> Result<Selected<BackendV4>, DropReason> {
-    select::<V4>(service, client, affinity)
-}
-
-/// Picks an IPv6 backend for `service`. See [`select`].
-#[inline(always)]
-pub fn select_v6(
-    service: &Service<ServiceKeyV6>,
-    client: Client,
-    affinity: Option<AffinityClient>,
-) -> Result<Selected<BackendV6>, DropReason> {
-    select::<V6>(service, client, affinity)
 }
 
 /// Picks a backend: the affinity entry's backend when the service has `AFFINITY`, the
@@ -240,14 +148,17 @@ pub fn select_v6(
 /// (`DROP_BACKEND_NOT_FOUND`, a transient state while the proxy rewrites a service).
 #[inline(always)]
 pub fn select<F: Family>(
-    service: &Service<F::Key>,
+    service: &Service<F::Addr>,
     client: Client,
     affinity: Option<AffinityClient>,
-) -> Result<Selected<F::Backend>, DropReason> {
+) -> Result<Selected<F::Addr>, DropReason> {
     let flags = service.value.flags;
     let (scope, count) = if client == Client::InNode && flags & service_flags::TWO_SCOPES != 0 {
-        let internal = F::with_slot(&service.key, 0, SCOPE_INTERNAL);
-        (SCOPE_INTERNAL, F::service(&internal).map_or(0, |v| v.count))
+        let internal = with_slot(&service.key, 0, SCOPE_INTERNAL);
+        (
+            SCOPE_INTERNAL,
+            service_entry::<F>(&internal).map_or(0, |v| v.count),
+        )
     } else {
         (SCOPE_EXTERNAL, service.value.count)
     };
@@ -264,13 +175,14 @@ pub fn select<F: Family>(
         }),
         _ => None,
     };
-    let now = now_secs();
+    // The clock is read only for a service with affinity: most services have none.
+    let now = if affinity.is_some() { now_secs() } else { 0 };
     if let Some(key) = &affinity {
         // SAFETY: copied out at once.
         if let Some(entry) = unsafe { AFFINITY.get(key).copied() } {
             let age = now.wrapping_sub(entry.last_used_secs);
             if age < service.value.affinity_timeout
-                && let Some(backend) = F::backend(entry.backend_id)
+                && let Some(backend) = backend::<F>(entry.backend_id)
             {
                 remember(key, entry.backend_id, now);
                 return Ok(Selected {
@@ -283,11 +195,11 @@ pub fn select<F: Family>(
 
     // SAFETY: the helper has no preconditions.
     let slot = (unsafe { bpf_get_prandom_u32() } % u32::from(count)) as u16 + 1;
-    let slot_key = F::with_slot(&service.key, slot, scope);
-    let backend_id = F::service(&slot_key)
+    let slot_key = with_slot(&service.key, slot, scope);
+    let backend_id = service_entry::<F>(&slot_key)
         .ok_or(DROP_BACKEND_NOT_FOUND)?
         .backend_id;
-    let backend = F::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
+    let backend = backend::<F>(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
     if let Some(key) = &affinity {
         remember(key, backend_id, now);
     }

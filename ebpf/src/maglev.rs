@@ -8,19 +8,25 @@
 
 use waggle_ebpf_common::{
     drop::{DROP_BACKEND_NOT_FOUND, DROP_MAGLEV_EMPTY, DropReason},
-    lb::{BackendV4, MAGLEV_TABLE_SIZE},
+    lb::MAGLEV_TABLE_SIZE,
 };
 
 use crate::{
-    lb::{Family, Selected, V4},
+    lb::{self, Family, Selected},
     maps::MAGLEV,
-    packet::Ipv4Flow,
+    packet::Flow,
 };
 
-/// A 32-bit hash of the flow's stable fields.
+/// A 32-bit hash of the flow's stable fields (an IPv6 client address is folded into
+/// one word first, see [`Family::fold`]).
 #[inline(always)]
-pub fn flow_hash_v4(flow: &Ipv4Flow) -> u32 {
-    mix(flow.src_addr, flow.src_port, flow.dst_port, flow.protocol)
+pub fn flow_hash<F: Family>(flow: &Flow<F::Addr>) -> u32 {
+    mix(
+        F::fold(&flow.src_addr),
+        flow.src_port,
+        flow.dst_port,
+        flow.protocol,
+    )
 }
 
 /// murmur3-style mixing of the client address, ports and protocol.
@@ -53,16 +59,24 @@ pub fn slot(hash: u32) -> usize {
 /// Errors: no table or an empty slot (`DROP_MAGLEV_EMPTY`), or a backend id that is not
 /// in the backends map (`DROP_BACKEND_NOT_FOUND`).
 #[inline(always)]
-pub fn select_v4(rev_nat_index: u16, flow: &Ipv4Flow) -> Result<Selected<BackendV4>, DropReason> {
-    let backend_id = table_entry(rev_nat_index, flow_hash_v4(flow))?;
-    let backend = V4::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
-    Ok(Selected { backend_id, backend })
+pub fn select<F: Family>(
+    rev_nat_index: u16,
+    flow: &Flow<F::Addr>,
+) -> Result<Selected<F::Addr>, DropReason> {
+    let backend_id = table_entry(rev_nat_index, flow_hash::<F>(flow))?;
+    let backend = lb::backend::<F>(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
+    Ok(Selected {
+        backend_id,
+        backend,
+    })
 }
 
 /// The backend id in the table of `rev_nat_index` at the slot of `hash`.
 #[inline(always)]
 fn table_entry(rev_nat_index: u16, hash: u32) -> Result<u32, DropReason> {
-    let table = MAGLEV.get_ptr(u32::from(rev_nat_index)).ok_or(DROP_MAGLEV_EMPTY)?;
+    let table = MAGLEV
+        .get_ptr(u32::from(rev_nat_index))
+        .ok_or(DROP_MAGLEV_EMPTY)?;
     let index = slot(hash);
     // The compiler knows `index < MAGLEV_TABLE_SIZE` and folds the scaling into the
     // shift, which loses the verifier's bound; a volatile read keeps an explicit check.
@@ -77,27 +91,4 @@ fn table_entry(rev_nat_index: u16, hash: u32) -> Result<u32, DropReason> {
         return Err(DROP_MAGLEV_EMPTY);
     }
     Ok(backend_id)
-}
-
-
-/// A 32-bit hash of an IPv6 flow's stable fields: the client address folded into one
-/// word, then mixed as [`flow_hash_v4`] mixes an IPv4 address.
-#[inline(always)]
-pub fn flow_hash_v6(flow: &crate::packet6::Ipv6Flow) -> u32 {
-    let a = &flow.src_addr;
-    let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
-    let folded =
-        word(0) ^ word(4).rotate_left(8) ^ word(8).rotate_left(16) ^ word(12).rotate_left(24);
-    mix(folded, flow.src_port, flow.dst_port, flow.protocol)
-}
-
-/// IPv6 counterpart of [`select_v4`].
-#[inline(always)]
-pub fn select_v6(
-    rev_nat_index: u16,
-    flow: &crate::packet6::Ipv6Flow,
-) -> Result<Selected<waggle_ebpf_common::lb::BackendV6>, DropReason> {
-    let backend_id = table_entry(rev_nat_index, flow_hash_v6(flow))?;
-    let backend = crate::lb::V6::backend(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
-    Ok(Selected { backend_id, backend })
 }

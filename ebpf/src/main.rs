@@ -7,22 +7,23 @@
 //! - `maps`: every map shared by the service programs, declared once (pinned by name)
 //! - `lb`: service lookup, backend selection, affinity (shared by every attach point)
 //! - `socket_lb`: cgroup sock_addr hooks (connect, sendmsg, recvmsg, getpeername)
-//! - `nodeport`: tc programs for traffic socket LB cannot see (NodePort from outside),
-//!   built from `packet` (header parsing), `conntrack` (CT entries, SNAT ports), `nat`
-//!   (rewrites, checksums, FIB forwarding) and `maglev` (consistent backend choice);
-//!   `packet6`, `conntrack6` and `nat6` are their IPv6 counterparts
+//! - `family`: what differs between IPv4 and IPv6 (`Family`, `V4`, `V6`); the modules
+//!   below are written once, generic over it
+//! - `nodeport`: tc programs for traffic socket LB cannot see (NodePort from outside,
+//!   pods without socket LB), built from `packet`/`packet6` (header parsing),
+//!   `conntrack` (CT entries, SNAT ports), `nat` (rewrites, checksums, FIB forwarding)
+//!   and `maglev` (consistent backend choice)
 //! - `counters`: per-interface packet counters
 #![no_std]
 #![no_main]
 
 mod conntrack;
-mod conntrack6;
 mod counters;
+mod family;
 mod lb;
 mod maglev;
 mod maps;
 mod nat;
-mod nat6;
 mod nodeport;
 mod packet;
 mod packet6;

@@ -92,7 +92,7 @@ pub static MAGLEV: HashMap<u32, MaglevTable> =
     HashMap::with_max_entries(names::MAX_MAGLEV_SERVICES, BPF_F_NO_PREALLOC);
 
 /// Connection tracking for the per-packet path (LRU).
-#[map(name = "wg_ct4_v1")]
+#[map(name = "wg_ct4_v2")]
 pub static CONNTRACK_V4: LruHashMap<CtKeyV4, CtEntryV4> =
     LruHashMap::with_max_entries(names::MAX_CONNTRACK, 0);
 #[map(name = "wg_ct6_v1")]

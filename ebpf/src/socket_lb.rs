@@ -39,12 +39,13 @@ use aya_ebpf::{
 use waggle_ebpf_common::{
     drop::{DROP_SOCK_REV_NAT_FULL, DropReason},
     lb::{
-        AFFINITY_BY_NETNS, PROTO_UDP, SockRevNatKeyV4, SockRevNatKeyV6, SockRevNatV4, SockRevNatV6,
+        AFFINITY_BY_NETNS, PROTO_UDP, ServiceValue, SockRevNatKeyV4, SockRevNatKeyV6, SockRevNatV4,
+        SockRevNatV6, service_flags,
     },
 };
 
 use crate::{
-    lb::{self, AffinityClient, Client},
+    lb::{self, AffinityClient, Client, V4, V6},
     maps::{SOCK_REV_NAT_V4, SOCK_REV_NAT_V6, count_drop},
 };
 
@@ -174,17 +175,22 @@ impl Sa {
     }
 }
 
-/// The affinity identity of a socket LB client: its network namespace.
+/// The affinity identity of a socket LB client, its network namespace, for a service
+/// with session affinity; `None` otherwise, so the netns cookie is computed only when
+/// [`lb::select`] will use it.
 #[inline(always)]
-fn netns_client(ctx: &SockAddrContext) -> AffinityClient {
+fn netns_client(ctx: &SockAddrContext, service: &ServiceValue) -> Option<AffinityClient> {
+    if service.flags & service_flags::AFFINITY == 0 {
+        return None;
+    }
     // SAFETY: sock_addr programs may call bpf_get_netns_cookie (5.7).
     let cookie = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
     let mut client = [0u8; 16];
     client[..8].copy_from_slice(&cookie.to_le_bytes());
-    AffinityClient {
+    Some(AffinityClient {
         client,
         kind: AFFINITY_BY_NETNS,
-    }
+    })
 }
 
 #[inline(always)]
@@ -198,10 +204,10 @@ fn socket_cookie(ctx: &SockAddrContext) -> u64 {
 fn forward4(ctx: &SockAddrContext, sendmsg: bool) -> Result<(), DropReason> {
     let sa = Sa(ctx.sock_addr);
     let (address, port, protocol) = (sa.ip4(), sa.port(), sa.protocol());
-    let Some(service) = lb::lookup_any_v4(address, port, protocol) else {
+    let Some(service) = lb::lookup_any::<V4>(address, port, protocol) else {
         return Ok(());
     };
-    let chosen = lb::select_v4(&service, Client::InNode, Some(netns_client(ctx)))?;
+    let chosen = lb::select::<V4>(&service, Client::InNode, netns_client(ctx, &service.value))?;
     let key = SockRevNatKeyV4 {
         cookie: socket_cookie(ctx),
         address: chosen.backend.address,
@@ -264,10 +270,11 @@ fn forward6(ctx: &SockAddrContext, sendmsg: bool) -> Result<(), DropReason> {
     let (address, port, protocol) = (sa.ip6(), sa.port(), sa.protocol());
     let (backend_address, backend_port, rev_nat_index) = match v4_mapped(&address) {
         Some(v4) => {
-            let Some(service) = lb::lookup_any_v4(v4, port, protocol) else {
+            let Some(service) = lb::lookup_any::<V4>(v4, port, protocol) else {
                 return Ok(());
             };
-            let chosen = lb::select_v4(&service, Client::InNode, Some(netns_client(ctx)))?;
+            let chosen =
+                lb::select::<V4>(&service, Client::InNode, netns_client(ctx, &service.value))?;
             (
                 mapped(chosen.backend.address),
                 chosen.backend.port,
@@ -275,10 +282,11 @@ fn forward6(ctx: &SockAddrContext, sendmsg: bool) -> Result<(), DropReason> {
             )
         }
         None => {
-            let Some(service) = lb::lookup_any_v6(address, port, protocol) else {
+            let Some(service) = lb::lookup_any::<V6>(address, port, protocol) else {
                 return Ok(());
             };
-            let chosen = lb::select_v6(&service, Client::InNode, Some(netns_client(ctx)))?;
+            let chosen =
+                lb::select::<V6>(&service, Client::InNode, netns_client(ctx, &service.value))?;
             (
                 chosen.backend.address,
                 chosen.backend.port,

@@ -1,7 +1,12 @@
 //! The proxy daemon: loads the data path from its pins (so a restart or upgrade keeps
 //! maps and attached programs, and no connection notices), attaches socket LB to a
-//! cgroup and the NodePort program to the uplink, runs a source, the sync runner,
-//! the metrics/healthz HTTP servers and the health-check node ports.
+//! cgroup and the NodePort program to the uplink, runs a source, the node-address
+//! watcher, the per-packet fallback on pod interfaces, the sync runner, the
+//! metrics/healthz HTTP servers and the health-check node ports.
+//!
+//! Start-up failures name what is missing: privileges, kernel BTF, a bpffs pin
+//! directory, a cgroup v2 directory, or the hook and kernel feature an attachment
+//! needs (see [`waggle_datapath::DatapathError`]).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -22,6 +27,9 @@ use waggle_datapath::{
 use crate::{
     healthcheck::HealthCheckServers,
     metrics::ProxyMetrics,
+    netlink::NetlinkError,
+    node_addresses::{AddressPolicy, Cidr, NodeAddresses, watch::AddressWatcher},
+    pod_interfaces::{InterfacePattern, PodInterfaceConfig, PodInterfaceError, PodInterfaces},
     runner::{RunnerConfig, SyncReport, SyncRunner},
     source::{self, TrackerHandle},
     sync::Syncer,
@@ -41,8 +49,13 @@ pub enum SourceConfig {
 #[derive(Clone, Debug)]
 pub struct DaemonConfig {
     pub node_name: String,
-    /// NodePort addresses; empty means "every address of this network namespace".
+    /// Fixed NodePort and SNAT addresses (`--node-ip`); empty means "follow the
+    /// addresses of this network namespace" (narrowed by `node_port_cidrs`).
     pub node_addresses: Vec<IpAddr>,
+    /// `--nodeport-addresses`: the followed addresses NodePorts answer on (empty: all).
+    pub node_port_cidrs: Vec<Cidr>,
+    /// Interfaces that get the per-packet fallback `tc_pod_egress` (empty: none).
+    pub per_packet_interfaces: Vec<InterfacePattern>,
     pub source: SourceConfig,
     /// cgroup v2 directory the socket-LB programs attach to.
     pub cgroup: PathBuf,
@@ -74,8 +87,12 @@ pub enum DaemonError {
     },
     #[error("the cgroup {0} does not exist (socket LB needs a cgroup v2 directory)")]
     NoCgroup(PathBuf),
-    #[error("listing this node's addresses: {0}")]
-    Addresses(#[source] std::io::Error),
+    #[error("the uplink `{0}` does not exist in this network namespace (--uplink)")]
+    NoUplink(String),
+    #[error("following this node's addresses: {0}")]
+    NodeAddresses(#[source] NetlinkError),
+    #[error("per-packet fallback on pod interfaces: {0}")]
+    PodInterfaces(#[from] PodInterfaceError),
 }
 
 impl From<DatapathError> for DaemonError {
@@ -124,81 +141,79 @@ pub fn attach(
     })
 }
 
-/// Every non-loopback, non-link-local address of this network namespace.
-pub fn local_addresses() -> Result<Vec<IpAddr>, DaemonError> {
-    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| DaemonError::Addresses(e.into()))?;
-    let mut out: Vec<IpAddr> = addrs
-        .filter_map(|a| {
-            let addr = a.address?;
-            if let Some(v4) = addr.as_sockaddr_in() {
-                Some(IpAddr::V4(v4.ip()))
-            } else {
-                addr.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-            }
-        })
-        .filter(|ip| !ip.is_loopback() && !is_link_local(ip))
-        .collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
-/// Writes the node's SNAT addresses into `NODE_CONFIG` (keeping its flags).
-pub fn write_node_config(maps: &mut PinnedLbMaps, addresses: &[IpAddr]) -> Result<(), LbMapError> {
-    let mut config = maps.node_config()?;
-    if let Some(IpAddr::V4(v4)) = addresses.iter().find(|a| a.is_ipv4()) {
-        config.node_address_v4 = crate::model::v4_to_map(*v4);
-    }
-    if let Some(IpAddr::V6(v6)) = addresses.iter().find(|a| a.is_ipv6()) {
-        config.node_address_v6 = v6.octets();
-    }
-    maps.set_node_config(&config)
-}
-
 /// Runs the daemon until SIGINT/SIGTERM. Pins stay in place on exit, so a restart
 /// continues where this one stopped.
 pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
-    let node_addresses = if config.node_addresses.is_empty() {
-        local_addresses()?
-    } else {
-        config.node_addresses.clone()
-    };
-    tracing::info!(node = %config.node_name, addresses = ?node_addresses, pin_dir = %config.pin_dir.display(), "starting proxy");
     // Configure the API client before touching the kernel, so a bad kubeconfig fails
     // without attaching anything.
     let handle = TrackerHandle::new();
-    let source: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match &config.source {
-        SourceConfig::Kubernetes { kubeconfig } => {
-            let client = source::kube::client(kubeconfig.as_deref()).await?;
-            Box::pin(source::kube::run(client, handle.clone()))
-        }
-        SourceConfig::Files { path, poll } => Box::pin(source::file::run(path.clone(), handle.clone(), *poll)),
+    let source: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+        match &config.source {
+            SourceConfig::Kubernetes { kubeconfig } => {
+                let client = source::kube::client(kubeconfig.as_deref()).await?;
+                Box::pin(source::kube::run(client, handle.clone()))
+            }
+            SourceConfig::Files { path, poll } => {
+                Box::pin(source::file::run(path.clone(), handle.clone(), *poll))
+            }
+        };
+    let (node_addresses, address_watcher) = node_addresses(&config).await?;
+    tracing::info!(
+        node = %config.node_name,
+        node_port = ?node_addresses.node_port,
+        snat_v4 = ?node_addresses.snat_v4,
+        snat_v6 = ?node_addresses.snat_v6,
+        following = address_watcher.is_some(),
+        pin_dir = %config.pin_dir.display(),
+        "starting proxy"
+    );
+    // The first sync applies the addresses (NodePort entries and SNAT source).
+    handle.set_node_addresses(node_addresses.clone());
+    let Attached {
+        datapath,
+        socket_lb,
+        nodeport,
+    } = attach(&config.pin_dir, &config.cgroup, config.uplink.as_deref())?;
+    let maps = PinnedLbMaps::from_ebpf(datapath.ebpf())?;
+    let node_config = PinnedLbMaps::from_ebpf(datapath.ebpf())?;
+    let counters = PinnedLbMaps::from_ebpf(datapath.ebpf())?;
+    // The fallback watcher owns the data path (it loads and attaches programs); else
+    // the daemon keeps it until exit.
+    let (pod_interfaces, _datapath) = if config.per_packet_interfaces.is_empty() {
+        (None, Some(datapath))
+    } else {
+        let pods = PodInterfaces::start(
+            PodInterfaceConfig {
+                patterns: config.per_packet_interfaces.clone(),
+                uplink: config.uplink.clone(),
+            },
+            datapath,
+        )
+        .await?;
+        tracing::info!(patterns = ?config.per_packet_interfaces, attached = ?pods.attached().collect::<Vec<_>>(), "per-packet fallback on pod interfaces");
+        (Some(pods), None)
     };
-    let attached = attach(&config.pin_dir, &config.cgroup, config.uplink.as_deref())?;
-    let mut maps = PinnedLbMaps::from_ebpf(attached.datapath.ebpf())?;
-    write_node_config(&mut maps, &node_addresses)?;
-    let counters = PinnedLbMaps::from_ebpf(attached.datapath.ebpf())?;
 
     let source_task = tokio::spawn(source);
 
     let node = NodeInfo {
         name: config.node_name.clone(),
-        addresses: node_addresses,
+        addresses: node_addresses.node_port,
     };
-    let runner = SyncRunner::new(Syncer::new(maps, node), handle, config.runner);
+    let runner = SyncRunner::new(Syncer::new(maps, node), handle.clone(), config.runner)
+        .with_node_config(Box::new(node_config));
     let reports = runner.subscribe();
     let metrics = Arc::new(ProxyMetrics::new(Some(Box::new(counters)), reports.clone()));
     let mut tasks = vec![
         source_task,
         tokio::spawn(observe(metrics.clone(), reports.clone())),
     ];
+    if let Some(watcher) = address_watcher {
+        tasks.push(tokio::spawn(watcher.run(handle)));
+    }
+    if let Some(pods) = pod_interfaces {
+        tasks.push(tokio::spawn(pods.run()));
+    }
     if let Some(addr) = config.metrics_addr {
         let metrics = metrics.clone();
         let app = Router::new().route(
@@ -233,8 +248,33 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     for task in tasks {
         task.abort();
     }
-    drop(attached);
+    drop((socket_lb, nodeport));
     Ok(())
+}
+
+/// The node's addresses: fixed (`--node-ip`), or followed through netlink (then the
+/// watcher to run).
+async fn node_addresses(
+    config: &DaemonConfig,
+) -> Result<(NodeAddresses, Option<AddressWatcher>), DaemonError> {
+    if !config.node_addresses.is_empty() {
+        return Ok((NodeAddresses::fixed(&config.node_addresses), None));
+    }
+    let uplink_index = match &config.uplink {
+        Some(uplink) => Some(
+            nix::net::if_::if_nametoindex(uplink.as_str())
+                .map_err(|_| DaemonError::NoUplink(uplink.clone()))?,
+        ),
+        None => None,
+    };
+    let policy = AddressPolicy {
+        node_port_cidrs: config.node_port_cidrs.clone(),
+        uplink_index,
+    };
+    let watcher = AddressWatcher::start(policy)
+        .await
+        .map_err(DaemonError::NodeAddresses)?;
+    Ok((watcher.current().clone(), Some(watcher)))
 }
 
 async fn observe(metrics: Arc<ProxyMetrics>, mut reports: watch::Receiver<Arc<SyncReport>>) {

@@ -245,7 +245,7 @@ pub fn dump(state: &MapState) -> String {
     }
 
     out.push_str("MAGLEV\n");
-    for (id, table) in state.maglev.iter() {
+    for (id, table) in state.maglev.sorted() {
         let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
         for b in table.backend_ids {
             *counts.entry(b).or_default() += 1;

@@ -6,7 +6,7 @@
 //! than one EndpointSlice are used once. The backend port comes from the slice port
 //! whose name and protocol match the Service port, which resolves named targetPorts.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::net::IpAddr;
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use waggle_ebpf_common::lb::backend_flags;
@@ -46,7 +46,9 @@ pub fn candidates<'a>(
     family: Family,
     node_name: &str,
 ) -> Vec<Endpoint> {
-    let mut by_addr: BTreeMap<BackendAddr, Endpoint> = BTreeMap::new();
+    // Collected in slice order, then sorted by address (stable, so the first copy of
+    // an address stays first) and merged.
+    let mut found: Vec<Endpoint> = Vec::new();
     for slice in slices {
         let slice_family = match slice.address_type.as_str() {
             "IPv4" => Family::V4,
@@ -98,40 +100,39 @@ pub fn candidates<'a>(
             if Family::of(ip) != family {
                 continue;
             }
-            let candidate = Endpoint {
+            found.push(Endpoint {
                 addr: BackendAddr { ip, port, protocol },
                 flags,
-            };
-            by_addr
-                .entry(candidate.addr)
-                .and_modify(|existing| {
-                    // Seen in several slices (e.g. during a slice migration): a ready
-                    // copy wins over a terminating one.
-                    if !existing.is_ready() && candidate.is_ready() {
-                        *existing = candidate;
-                    }
-                })
-                .or_insert(candidate);
+            });
         }
     }
-    by_addr.into_values().collect()
+    found.sort_by_key(|e| e.addr);
+    found.dedup_by(|later, first| {
+        if later.addr != first.addr {
+            return false;
+        }
+        // Seen in several slices (e.g. during a slice migration): a ready copy wins
+        // over a terminating one.
+        if !first.is_ready() && later.is_ready() {
+            *first = *later;
+        }
+        true
+    });
+    found
 }
 
 /// Ready endpoints among `candidates` passing `filter`, or the terminating ones when
 /// none is ready.
 pub fn select(candidates: &[Endpoint], filter: impl Fn(&Endpoint) -> bool) -> Selection {
-    let usable: Vec<Endpoint> = candidates.iter().copied().filter(|e| filter(e)).collect();
-    let ready: Vec<Endpoint> = usable.iter().copied().filter(Endpoint::is_ready).collect();
-    if !ready.is_empty() || usable.is_empty() {
-        Selection {
-            endpoints: ready,
-            terminating_fallback: false,
-        }
-    } else {
-        Selection {
-            endpoints: usable,
-            terminating_fallback: true,
-        }
+    let any_ready = candidates.iter().any(|e| filter(e) && e.is_ready());
+    let endpoints: Vec<Endpoint> = candidates
+        .iter()
+        .copied()
+        .filter(|e| filter(e) && (e.is_ready() || !any_ready))
+        .collect();
+    Selection {
+        terminating_fallback: !any_ready && !endpoints.is_empty(),
+        endpoints,
     }
 }
 

@@ -32,7 +32,7 @@ pub fn response(service: &ServiceName, local_endpoints: usize) -> (StatusCode, V
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "service": {"namespace": service.namespace, "name": service.name},
+        "service": {"namespace": &*service.namespace, "name": &*service.name},
         "localEndpoints": local_endpoints,
     });
     (status, body)

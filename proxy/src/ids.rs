@@ -5,10 +5,9 @@
 //! or kept across an update, keeps its id. After a restart the proxy seeds *hints*
 //! from the pinned maps, so each key gets back the id it had and nothing is rewritten.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    hash::Hash,
-};
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
 
 /// Ran out of ids (more live keys than the id space or map holds).
 #[derive(Debug, thiserror::Error)]
@@ -24,15 +23,50 @@ struct Slot {
     refs: u32,
 }
 
+/// A set of ids in `0..=limit` as a bitmap (8 KiB for 65,536 ids).
+#[derive(Debug, Default)]
+struct IdSet(Vec<u64>);
+
+impl IdSet {
+    fn new(limit: u32) -> Self {
+        Self(vec![0; limit as usize / 64 + 1])
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        self.0
+            .get(id as usize / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
+    /// Adds `id`; false if it was present.
+    fn insert(&mut self, id: u32) -> bool {
+        let word = &mut self.0[id as usize / 64];
+        let bit = 1 << (id % 64);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(word) = self.0.get_mut(id as usize / 64) {
+            *word &= !(1 << (id % 64));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.fill(0);
+    }
+}
+
 /// Allocates ids in `1..=limit` for keys of type `K`.
 #[derive(Debug)]
 pub struct IdAllocator<K: Hash + Eq + Clone> {
     kind: &'static str,
     limit: u32,
-    by_key: HashMap<K, Slot>,
-    used: BTreeSet<u32>,
-    hints: HashMap<K, u32>,
-    hinted: BTreeSet<u32>,
+    by_key: FxHashMap<K, Slot>,
+    used: IdSet,
+    hints: FxHashMap<K, u32>,
+    hinted: IdSet,
     next: u32,
 }
 
@@ -41,12 +75,17 @@ impl<K: Hash + Eq + Clone> IdAllocator<K> {
         Self {
             kind,
             limit,
-            by_key: HashMap::new(),
-            used: BTreeSet::new(),
-            hints: HashMap::new(),
-            hinted: BTreeSet::new(),
+            by_key: FxHashMap::default(),
+            used: IdSet::new(limit),
+            hints: FxHashMap::default(),
+            hinted: IdSet::new(limit),
             next: 1,
         }
+    }
+
+    /// Makes room for `keys` live keys in all (a full sync, before it acquires them).
+    pub fn reserve(&mut self, keys: usize) {
+        self.by_key.reserve(keys.saturating_sub(self.by_key.len()));
     }
 
     /// Prefers `id` for `key` on its next allocation (seeded from existing maps).
@@ -73,7 +112,7 @@ impl<K: Hash + Eq + Clone> IdAllocator<K> {
             slot.refs += 1;
             return Ok(slot.id);
         }
-        let id = match self.hints.remove(key).filter(|id| !self.used.contains(id)) {
+        let id = match self.hints.remove(key).filter(|id| !self.used.contains(*id)) {
             Some(id) => id,
             None => self.fresh()?,
         };
@@ -91,7 +130,7 @@ impl<K: Hash + Eq + Clone> IdAllocator<K> {
         }
         let id = slot.id;
         self.by_key.remove(key);
-        self.used.remove(&id);
+        self.used.remove(id);
         Some(id)
     }
 
@@ -110,14 +149,14 @@ impl<K: Hash + Eq + Clone> IdAllocator<K> {
             while self.next <= limit {
                 let id = self.next;
                 self.next += 1;
-                if !self.used.contains(&id) && !self.hinted.contains(&id) {
+                if !self.used.contains(id) && !self.hinted.contains(id) {
                     return Ok(id);
                 }
             }
             self.next = 1; // wrap once and reuse freed ids
         }
         // Last resort: an id reserved by an unclaimed hint.
-        let id = (1..=limit).find(|id| !self.used.contains(id));
+        let id = (1..=limit).find(|id| !self.used.contains(*id));
         id.ok_or(Exhausted {
             kind: self.kind,
             limit,

@@ -10,7 +10,9 @@
 //! marks changed entries in the desired [`state::MapState`]; only those are written
 //! (or, after a failure, everything that differs from the maps). [`dump`] renders map
 //! contents as text for golden tests and `waggle bpf lb list`; [`daemon`] wires it all
-//! to the real data path with metrics and health checks.
+//! to the real data path with metrics and health checks. The node itself is watched
+//! through [`netlink`]: its addresses ([`node_addresses`], applied by the same sync)
+//! and its pod interfaces ([`pod_interfaces`], which get the per-packet fallback).
 //!
 //! Start reading at [`translate`], then [`program`], then [`sync`].
 
@@ -23,6 +25,9 @@ pub mod maglev;
 pub mod mem_maps;
 pub mod metrics;
 pub mod model;
+pub mod netlink;
+pub mod node_addresses;
+pub mod pod_interfaces;
 pub mod program;
 pub mod runner;
 pub mod source;

@@ -74,7 +74,8 @@ impl std::fmt::Debug for KernelCollector {
 impl Collector for KernelCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let source = self.source.lock().unwrap_or_else(|p| p.into_inner());
-        let names: BTreeMap<u16, ServicePortName> = self.names.borrow().rev_nat_names.clone();
+        let names: Arc<BTreeMap<u16, ServicePortName>> =
+            Arc::clone(&self.names.borrow().rev_nat_names);
         match source.service_counters() {
             Ok(counters) => {
                 let labelled: Vec<(ServiceLabels, ServiceCounters)> = counters
@@ -83,9 +84,9 @@ impl Collector for KernelCollector {
                         let name = names.get(&u16::try_from(index).ok()?)?;
                         Some((
                             ServiceLabels {
-                                namespace: name.service.namespace.clone(),
-                                service: name.service.name.clone(),
-                                port: name.port.clone(),
+                                namespace: name.service.namespace.to_string(),
+                                service: name.service.name.to_string(),
+                                port: name.port.to_string(),
                                 protocol: name.protocol.to_string(),
                             },
                             c,
@@ -275,14 +276,14 @@ mod tests {
             })),
             masters: 4,
             backends: 9,
-            rev_nat_names: BTreeMap::from([(
+            rev_nat_names: Arc::new(BTreeMap::from([(
                 7,
                 ServicePortName {
                     service: ServiceName::new("shop", "web"),
                     port: "http".into(),
                     protocol: Protocol::Tcp,
                 },
-            )]),
+            )])),
             ..SyncReport::default()
         };
         let (_tx, rx) = watch::channel(Arc::new(report.clone()));

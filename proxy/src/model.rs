@@ -4,19 +4,21 @@
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
 };
 
 use waggle_ebpf_common::lb::{PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 
-/// `namespace/name` of a Service.
+/// `namespace/name` of a Service. Shared strings: a sync clones names into plans, ids
+/// and reports for every service, and a clone must not allocate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceName {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl ServiceName {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
         Self {
             namespace: namespace.into(),
             name: name.into(),
@@ -35,7 +37,7 @@ impl fmt::Display for ServiceName {
 pub struct ServicePortName {
     pub service: ServiceName,
     /// The Service port's `name` (empty for a single unnamed port).
-    pub port: String,
+    pub port: Arc<str>,
     pub protocol: Protocol,
 }
 

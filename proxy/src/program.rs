@@ -10,10 +10,9 @@
 //!   backends never see their slot change;
 //! - only entries whose value changes are marked dirty for the next map write.
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::IpAddr,
-};
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use waggle_ebpf_common::{
     lb::{
@@ -132,7 +131,9 @@ pub struct Programmer {
     rev_nat_hints: HashMap<MasterKey, u16>,
     slots: HashMap<MasterKey, Vec<u32>>,
     fragments: HashMap<ServiceName, Fragment>,
-    rev_nat_names: BTreeMap<u16, ServicePortName>,
+    /// Shared with the sync reports: copied (cheaply, the names are shared strings)
+    /// only when a sync changes it while a report still holds the previous one.
+    rev_nat_names: Arc<BTreeMap<u16, ServicePortName>>,
     health: BTreeMap<ServiceName, HealthCheck>,
 }
 
@@ -148,10 +149,10 @@ impl Programmer {
             state: MapState::default(),
             backend_ids: IdAllocator::new("backend", MAX_BACKENDS),
             rev_nat_ids: IdAllocator::new("rev_nat", MAX_REV_NAT.min(u32::from(u16::MAX))),
-            rev_nat_hints: HashMap::new(),
-            slots: HashMap::new(),
-            fragments: HashMap::new(),
-            rev_nat_names: BTreeMap::new(),
+            rev_nat_hints: HashMap::default(),
+            slots: HashMap::default(),
+            fragments: HashMap::default(),
+            rev_nat_names: Arc::default(),
             health: BTreeMap::new(),
         }
     }
@@ -166,7 +167,7 @@ impl Programmer {
     }
 
     /// Which service port each `rev_nat_index` belongs to (metrics labels).
-    pub fn rev_nat_names(&self) -> &BTreeMap<u16, ServicePortName> {
+    pub fn rev_nat_names(&self) -> &Arc<BTreeMap<u16, ServicePortName>> {
         &self.rev_nat_names
     }
 
@@ -182,6 +183,21 @@ impl Programmer {
 
     pub fn programmed_backends(&self) -> usize {
         self.backend_ids.len()
+    }
+
+    /// Makes room for `services` services with `endpoints` endpoints in all (before a
+    /// full sync), so the tables do not grow step by step. Sized for IPv4, the usual
+    /// family; IPv6 tables grow as needed.
+    pub fn reserve(&mut self, services: usize, endpoints: usize) {
+        self.state.services_v4.reserve(services + endpoints);
+        self.state.backends_v4.reserve(endpoints);
+        self.state.rev_nat_v4.reserve(services);
+        self.backend_ids.reserve(endpoints);
+        self.rev_nat_ids.reserve(services);
+        self.slots
+            .reserve(services.saturating_sub(self.slots.len()));
+        self.fragments
+            .reserve(services.saturating_sub(self.fragments.len()));
     }
 
     /// Seeds ids and slot orders from maps a previous proxy programmed, so a restart
@@ -209,7 +225,7 @@ impl Programmer {
                 self.backend_ids.hint(addr, *id);
             }
         }
-        let mut slots4: HashMap<ServiceKeyV4, BTreeMap<u16, u32>> = HashMap::new();
+        let mut slots4: HashMap<ServiceKeyV4, BTreeMap<u16, u32>> = HashMap::default();
         for (k, v) in actual.services_v4.iter() {
             let master = ServiceKeyV4 {
                 backend_slot: 0,
@@ -233,7 +249,7 @@ impl Programmer {
                 actual.services_v4.get(&master),
             );
         }
-        let mut slots6: HashMap<ServiceKeyV6, BTreeMap<u16, u32>> = HashMap::new();
+        let mut slots6: HashMap<ServiceKeyV6, BTreeMap<u16, u32>> = HashMap::default();
         for (k, v) in actual.services_v6.iter() {
             let master = ServiceKeyV6 {
                 backend_slot: 0,
@@ -283,8 +299,12 @@ impl Programmer {
 
     /// Sets the node addresses on which NodePorts answer (loopback added).
     pub fn set_node_addresses(&mut self, addresses: &[IpAddr]) {
-        let mut v4: HashSet<u32> = HashSet::from([v4_to_map(std::net::Ipv4Addr::LOCALHOST)]);
-        let mut v6: HashSet<[u8; 16]> = HashSet::from([std::net::Ipv6Addr::LOCALHOST.octets()]);
+        let mut v4: HashSet<u32> = [v4_to_map(std::net::Ipv4Addr::LOCALHOST)]
+            .into_iter()
+            .collect();
+        let mut v6: HashSet<[u8; 16]> = [std::net::Ipv6Addr::LOCALHOST.octets()]
+            .into_iter()
+            .collect();
         for ip in addresses {
             match ip {
                 IpAddr::V4(ip) => v4.insert(v4_to_map(*ip)),
@@ -408,7 +428,9 @@ impl Programmer {
             let rev_nat = self.rev_nat_ids.acquire(&rev_key)?;
             fragment.rev_nats.push(rev_key);
             let rev_nat = u16::try_from(rev_nat).expect("rev_nat ids are limited to u16");
-            self.rev_nat_names.insert(rev_nat, port.name.clone());
+            if self.rev_nat_names.get(&rev_nat) != Some(&port.name) {
+                Arc::make_mut(&mut self.rev_nat_names).insert(rev_nat, port.name.clone());
+            }
             let (ip, rport) = port.rev_nat;
             match ip {
                 IpAddr::V4(ip) => self.state.rev_nat_v4.set(
@@ -535,7 +557,9 @@ impl Programmer {
         for key in &stale.rev_nats {
             if let Some(id) = self.rev_nat_ids.release(key) {
                 let rev_nat = u16::try_from(id).expect("rev_nat ids are limited to u16");
-                self.rev_nat_names.remove(&rev_nat);
+                if self.rev_nat_names.contains_key(&rev_nat) {
+                    Arc::make_mut(&mut self.rev_nat_names).remove(&rev_nat);
+                }
                 match key.1 {
                     Family::V4 => self.state.rev_nat_v4.unset(&id),
                     Family::V6 => self.state.rev_nat_v6.unset(&id),
@@ -564,20 +588,41 @@ fn slot_number(n: usize) -> u16 {
 /// takes the last slot's backend (then the list shrinks), new backends are appended.
 /// Slots of backends present before and after never move except to fill a hole.
 pub fn reconcile_slots(slots: &mut Vec<u32>, desired: &[u32]) {
-    let want: HashSet<u32> = desired.iter().copied().collect();
+    if slots.as_slice() == desired {
+        return; // the common case: nothing changed
+    }
+    // Membership tests: a linear scan for the usual handful of backends, a hash set
+    // beyond that.
+    const LINEAR: usize = 32;
+    let want: Option<HashSet<u32>> =
+        (desired.len() > LINEAR).then(|| desired.iter().copied().collect());
+    let wanted = |id: u32| match &want {
+        Some(set) => set.contains(&id),
+        None => desired.contains(&id),
+    };
     let mut i = 0;
     while i < slots.len() {
-        if want.contains(&slots[i]) {
+        if wanted(slots[i]) {
             i += 1;
         } else {
             slots.swap_remove(i);
         }
     }
-    let have: HashSet<u32> = slots.iter().copied().collect();
-    let mut seen = HashSet::new();
-    for id in desired {
-        if !have.contains(id) && seen.insert(*id) {
-            slots.push(*id);
+    let big = slots.len() + desired.len() > LINEAR;
+    let mut have: HashSet<u32> = if big {
+        slots.iter().copied().collect()
+    } else {
+        HashSet::default()
+    };
+    for &id in desired {
+        // `insert` is false for an id already in a slot (or listed twice).
+        let present = if big {
+            !have.insert(id)
+        } else {
+            slots.contains(&id)
+        };
+        if !present {
+            slots.push(id);
         }
     }
 }
@@ -597,6 +642,20 @@ mod tests {
         assert_eq!(slots, [7, 6]);
         reconcile_slots(&mut slots, &[]);
         assert!(slots.is_empty());
+    }
+
+    #[test]
+    fn many_backends_follow_the_same_rules() {
+        // Beyond the linear-scan size the hash-set path must behave identically.
+        let mut slots: Vec<u32> = (1..=100).collect();
+        let mut desired: Vec<u32> = (2..=100).collect();
+        desired.extend([200, 201, 200]);
+        reconcile_slots(&mut slots, &desired);
+        let mut expected: Vec<u32> = (1..=100).collect();
+        expected.swap_remove(0);
+        expected.extend([200, 201]);
+        assert_eq!(slots, expected);
+        assert_eq!(slots[0], 100, "the last slot filled the hole");
     }
 
     #[test]

@@ -2,49 +2,75 @@
 //! [`LbMaps`], and applying a set of changed keys to the maps in an order that never
 //! lets the kernel see a slot pointing at a missing backend.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use waggle_datapath::lb_maps::{LbMapError, LbMaps, MapTable, NodeAddrFlag};
 use waggle_ebpf_common::lb::{
     BackendV4, BackendV6, MaglevTable, RevNatV4, RevNatV6, ServiceKeyV4, ServiceKeyV6, ServiceValue,
 };
 
+/// Bounds of a map key: plain data, hashable, and ordered (for deterministic write order
+/// of incremental syncs and for dumps).
+pub trait Key: Copy + Ord + Hash {}
+impl<K: Copy + Ord + Hash> Key for K {}
+
 /// One map's entries plus the keys changed since the maps last matched.
+///
+/// Hash-based: a full sync of 100,000 entries does one hash insert per entry. Iteration
+/// order is arbitrary; [`Table::sorted`] gives key order.
 #[derive(Clone, Debug)]
-pub struct Table<K: Ord + Copy, V: Copy + PartialEq> {
-    entries: BTreeMap<K, V>,
-    dirty: BTreeSet<K>,
+pub struct Table<K: Key, V: Copy + PartialEq> {
+    entries: FxHashMap<K, V>,
+    dirty: FxHashSet<K>,
+    /// Dirty marks are not recorded (while a full sync, which diffs whole tables and
+    /// then drops the marks, is being prepared).
+    untracked: bool,
 }
 
-impl<K: Ord + Copy, V: Copy + PartialEq> Default for Table<K, V> {
+impl<K: Key, V: Copy + PartialEq> Default for Table<K, V> {
     fn default() -> Self {
         Self {
-            entries: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            entries: FxHashMap::default(),
+            dirty: FxHashSet::default(),
+            untracked: false,
         }
     }
 }
 
-impl<K: Ord + Copy, V: Copy + PartialEq> Table<K, V> {
+impl<K: Key, V: Copy + PartialEq> Table<K, V> {
     pub fn get(&self, key: &K) -> Option<&V> {
         self.entries.get(key)
     }
 
     /// Sets `key`; marks it dirty only if the value changes.
     pub fn set(&mut self, key: K, value: V) {
-        if self.entries.insert(key, value) != Some(value) {
+        if self.entries.insert(key, value) != Some(value) && !self.untracked {
             self.dirty.insert(key);
         }
     }
 
     pub fn unset(&mut self, key: &K) {
-        if self.entries.remove(key).is_some() {
+        if self.entries.remove(key).is_some() && !self.untracked {
             self.dirty.insert(*key);
         }
     }
 
+    /// Makes room for `len` entries in all.
+    pub fn reserve(&mut self, len: usize) {
+        self.entries.reserve(len.saturating_sub(self.entries.len()));
+    }
+
+    /// Entries in arbitrary order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.entries.iter()
+    }
+
+    /// Entries in key order.
+    pub fn sorted(&self) -> Vec<(&K, &V)> {
+        let mut entries: Vec<(&K, &V)> = self.entries.iter().collect();
+        entries.sort_unstable_by_key(|(k, _)| **k);
+        entries
     }
 
     pub fn len(&self) -> usize {
@@ -55,23 +81,33 @@ impl<K: Ord + Copy, V: Copy + PartialEq> Table<K, V> {
         self.entries.is_empty()
     }
 
-    pub fn dirty(&self) -> &BTreeSet<K> {
-        &self.dirty
+    /// Keys changed since the maps last matched, in key order.
+    pub fn dirty(&self) -> Vec<K> {
+        let mut keys: Vec<K> = self.dirty.iter().copied().collect();
+        keys.sort_unstable();
+        keys
     }
 
     fn from_entries(entries: Vec<(K, V)>) -> Self {
         Self {
             entries: entries.into_iter().collect(),
-            dirty: BTreeSet::new(),
+            dirty: FxHashSet::default(),
+            untracked: false,
         }
     }
 
     /// The writes that make a map holding `actual` equal to this table.
     fn full_diff(&self, actual: &Table<K, V>) -> Ops<K, V> {
         let mut ops = Ops::default();
+        if actual.entries.is_empty() {
+            // An empty map (first start): everything is written, nothing to compare.
+            ops.upsert_keys.reserve(self.entries.len());
+            ops.upsert_values.reserve(self.entries.len());
+        }
         for (k, v) in &self.entries {
             if actual.entries.get(k) != Some(v) {
-                ops.upserts.push((*k, *v));
+                ops.upsert_keys.push(*k);
+                ops.upsert_values.push(*v);
             }
         }
         ops.removes = actual
@@ -83,38 +119,69 @@ impl<K: Ord + Copy, V: Copy + PartialEq> Table<K, V> {
         ops
     }
 
-    /// The writes for the dirty keys.
+    /// The writes for the dirty keys, in key order.
     fn dirty_ops(&self) -> Ops<K, V> {
         let mut ops = Ops::default();
-        for k in &self.dirty {
-            match self.entries.get(k) {
-                Some(v) => ops.upserts.push((*k, *v)),
-                None => ops.removes.push(*k),
+        for k in self.dirty() {
+            match self.entries.get(&k) {
+                Some(v) => {
+                    ops.upsert_keys.push(k);
+                    ops.upsert_values.push(*v);
+                }
+                None => ops.removes.push(k),
             }
         }
         ops
     }
 }
 
-/// Writes for one map.
+/// Writes for one map: upserts as parallel key and value arrays (the layout of a
+/// batched map update), then removals.
 #[derive(Debug)]
 struct Ops<K, V> {
-    upserts: Vec<(K, V)>,
+    upsert_keys: Vec<K>,
+    upsert_values: Vec<V>,
     removes: Vec<K>,
 }
 
 impl<K, V> Default for Ops<K, V> {
     fn default() -> Self {
         Self {
-            upserts: Vec::new(),
+            upsert_keys: Vec::new(),
+            upsert_values: Vec::new(),
             removes: Vec::new(),
         }
     }
 }
 
-impl<K, V> Ops<K, V> {
+impl<K: Copy, V: Copy> Ops<K, V> {
     fn len(&self) -> usize {
-        self.upserts.len() + self.removes.len()
+        self.upsert_keys.len() + self.removes.len()
+    }
+
+    /// Splits into (entries matching `pred`, the others), keeping order.
+    fn partition(self, pred: impl Fn(&K) -> bool) -> (Self, Self) {
+        let mut yes = Self::default();
+        let mut no = Self::default();
+        for (k, v) in self.upsert_keys.into_iter().zip(self.upsert_values) {
+            let side = if pred(&k) { &mut yes } else { &mut no };
+            side.upsert_keys.push(k);
+            side.upsert_values.push(v);
+        }
+        for k in self.removes {
+            if pred(&k) { &mut yes } else { &mut no }.removes.push(k);
+        }
+        (yes, no)
+    }
+
+    fn upsert(&self, table: &mut dyn MapTable<K, V>) -> Result<usize, LbMapError> {
+        table.insert_batch(&self.upsert_keys, &self.upsert_values)?;
+        Ok(self.upsert_keys.len())
+    }
+
+    fn remove(&self, table: &mut dyn MapTable<K, V>) -> Result<usize, LbMapError> {
+        table.remove_batch(&self.removes)?;
+        Ok(self.removes.len())
     }
 }
 
@@ -180,6 +247,20 @@ impl MapState {
             + self.node_addrs_v6.dirty.len()
     }
 
+    /// Stops (`false`) or resumes recording dirty marks. Only for building the state a
+    /// full sync writes: [`MapState::apply_full`] diffs whole tables and ignores them.
+    pub fn track_dirty(&mut self, track: bool) {
+        self.services_v4.untracked = !track;
+        self.services_v6.untracked = !track;
+        self.backends_v4.untracked = !track;
+        self.backends_v6.untracked = !track;
+        self.rev_nat_v4.untracked = !track;
+        self.rev_nat_v6.untracked = !track;
+        self.maglev.untracked = !track;
+        self.node_addrs_v4.untracked = !track;
+        self.node_addrs_v6.untracked = !track;
+    }
+
     /// Forgets the dirty marks (after they were applied).
     pub fn clear_dirty(&mut self) {
         self.services_v4.dirty.clear();
@@ -216,6 +297,15 @@ impl MapState {
     /// this state does not have (the full resync).
     pub fn apply_full(&mut self, maps: &mut dyn LbMaps) -> Result<WriteStats, LbMapError> {
         let actual = MapState::read(maps)?;
+        self.apply_full_against(maps, &actual)
+    }
+
+    /// [`MapState::apply_full`] with the maps' contents `actual` already read.
+    pub fn apply_full_against(
+        &mut self,
+        maps: &mut dyn LbMaps,
+        actual: &MapState,
+    ) -> Result<WriteStats, LbMapError> {
         let ops = AllOps {
             services_v4: self.services_v4.full_diff(&actual.services_v4),
             services_v6: self.services_v6.full_diff(&actual.services_v6),
@@ -241,84 +331,51 @@ fn master6(k: &ServiceKeyV6) -> bool {
     k.backend_slot == 0
 }
 
-fn upsert<K, V>(
-    table: &mut dyn MapTable<K, V>,
-    ops: &[(K, V)],
-    filter: impl Fn(&K) -> bool,
-) -> Result<usize, LbMapError> {
-    let mut n = 0;
-    for (k, v) in ops.iter().filter(|(k, _)| filter(k)) {
-        table.insert(k, v)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn remove<K, V>(
-    table: &mut dyn MapTable<K, V>,
-    ops: &[K],
-    filter: impl Fn(&K) -> bool,
-) -> Result<usize, LbMapError> {
-    let mut n = 0;
-    for k in ops.iter().filter(|k| filter(k)) {
-        table.remove(k)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 impl AllOps {
     /// Applies in dependency order: what is referenced is written before what refers to
     /// it (backends → slots → masters), and removed after (masters → slots → backends).
     /// A master's count therefore never covers a slot that is missing, and a slot never
-    /// names a backend that is missing.
-    fn apply(&self, maps: &mut dyn LbMaps) -> Result<WriteStats, LbMapError> {
+    /// names a backend that is missing. Each step is one batch per map, written in
+    /// array order.
+    fn apply(self, maps: &mut dyn LbMaps) -> Result<WriteStats, LbMapError> {
+        let expected = self.services_v4.len()
+            + self.services_v6.len()
+            + self.backends_v4.len()
+            + self.backends_v6.len()
+            + self.rev_nat_v4.len()
+            + self.rev_nat_v6.len()
+            + self.maglev.len()
+            + self.node_addrs_v4.len()
+            + self.node_addrs_v6.len();
+        let (masters4, slots4) = self.services_v4.partition(master4);
+        let (masters6, slots6) = self.services_v6.partition(master6);
         let mut up = 0;
         let mut rm = 0;
-        up += upsert(maps.backends_v4(), &self.backends_v4.upserts, |_| true)?;
-        up += upsert(maps.backends_v6(), &self.backends_v6.upserts, |_| true)?;
-        up += upsert(maps.rev_nat_v4(), &self.rev_nat_v4.upserts, |_| true)?;
-        up += upsert(maps.rev_nat_v6(), &self.rev_nat_v6.upserts, |_| true)?;
-        up += upsert(maps.maglev(), &self.maglev.upserts, |_| true)?;
-        up += upsert(maps.node_addrs_v4(), &self.node_addrs_v4.upserts, |_| true)?;
-        up += upsert(maps.node_addrs_v6(), &self.node_addrs_v6.upserts, |_| true)?;
-        rm += remove(maps.node_addrs_v4(), &self.node_addrs_v4.removes, |_| true)?;
-        rm += remove(maps.node_addrs_v6(), &self.node_addrs_v6.removes, |_| true)?;
+        up += self.backends_v4.upsert(maps.backends_v4())?;
+        up += self.backends_v6.upsert(maps.backends_v6())?;
+        up += self.rev_nat_v4.upsert(maps.rev_nat_v4())?;
+        up += self.rev_nat_v6.upsert(maps.rev_nat_v6())?;
+        up += self.maglev.upsert(maps.maglev())?;
+        up += self.node_addrs_v4.upsert(maps.node_addrs_v4())?;
+        up += self.node_addrs_v6.upsert(maps.node_addrs_v6())?;
+        rm += self.node_addrs_v4.remove(maps.node_addrs_v4())?;
+        rm += self.node_addrs_v6.remove(maps.node_addrs_v6())?;
 
-        up += upsert(maps.services_v4(), &self.services_v4.upserts, |k| {
-            !master4(k)
-        })?;
-        up += upsert(maps.services_v6(), &self.services_v6.upserts, |k| {
-            !master6(k)
-        })?;
-        up += upsert(maps.services_v4(), &self.services_v4.upserts, master4)?;
-        up += upsert(maps.services_v6(), &self.services_v6.upserts, master6)?;
-        rm += remove(maps.services_v4(), &self.services_v4.removes, master4)?;
-        rm += remove(maps.services_v6(), &self.services_v6.removes, master6)?;
-        rm += remove(maps.services_v4(), &self.services_v4.removes, |k| {
-            !master4(k)
-        })?;
-        rm += remove(maps.services_v6(), &self.services_v6.removes, |k| {
-            !master6(k)
-        })?;
+        up += slots4.upsert(maps.services_v4())?;
+        up += slots6.upsert(maps.services_v6())?;
+        up += masters4.upsert(maps.services_v4())?;
+        up += masters6.upsert(maps.services_v6())?;
+        rm += masters4.remove(maps.services_v4())?;
+        rm += masters6.remove(maps.services_v6())?;
+        rm += slots4.remove(maps.services_v4())?;
+        rm += slots6.remove(maps.services_v6())?;
 
-        rm += remove(maps.maglev(), &self.maglev.removes, |_| true)?;
-        rm += remove(maps.rev_nat_v4(), &self.rev_nat_v4.removes, |_| true)?;
-        rm += remove(maps.rev_nat_v6(), &self.rev_nat_v6.removes, |_| true)?;
-        rm += remove(maps.backends_v4(), &self.backends_v4.removes, |_| true)?;
-        rm += remove(maps.backends_v6(), &self.backends_v6.removes, |_| true)?;
-        debug_assert_eq!(
-            up + rm,
-            self.services_v4.len()
-                + self.services_v6.len()
-                + self.backends_v4.len()
-                + self.backends_v6.len()
-                + self.rev_nat_v4.len()
-                + self.rev_nat_v6.len()
-                + self.maglev.len()
-                + self.node_addrs_v4.len()
-                + self.node_addrs_v6.len()
-        );
+        rm += self.maglev.remove(maps.maglev())?;
+        rm += self.rev_nat_v4.remove(maps.rev_nat_v4())?;
+        rm += self.rev_nat_v6.remove(maps.rev_nat_v6())?;
+        rm += self.backends_v4.remove(maps.backends_v4())?;
+        rm += self.backends_v6.remove(maps.backends_v6())?;
+        debug_assert_eq!(up + rm, expected);
         Ok(WriteStats {
             upserts: up,
             removes: rm,

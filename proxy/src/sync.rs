@@ -7,13 +7,14 @@
 //! keys. Later syncs write only the entries that changed.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
+use rustc_hash::{FxHashMap, FxHashSet};
 use waggle_datapath::lb_maps::{LbMapError, LbMaps};
 
 use crate::{
@@ -45,8 +46,10 @@ pub struct Syncer<M: LbMaps> {
     maps: M,
     node: NodeInfo,
     programmer: Programmer,
-    services: BTreeMap<ServiceName, Arc<Service>>,
-    slices: BTreeMap<ServiceName, BTreeMap<String, Arc<EndpointSlice>>>,
+    services: FxHashMap<ServiceName, Arc<Service>>,
+    /// Slices by owning service, then by name (name order: the order endpoints are
+    /// merged in).
+    slices: FxHashMap<ServiceName, BTreeMap<String, Arc<EndpointSlice>>>,
     seeded: bool,
     needs_full: bool,
 }
@@ -59,8 +62,8 @@ impl<M: LbMaps> Syncer<M> {
             maps,
             node,
             programmer,
-            services: BTreeMap::new(),
-            slices: BTreeMap::new(),
+            services: FxHashMap::default(),
+            slices: FxHashMap::default(),
             seeded: false,
             needs_full: true,
         }
@@ -104,12 +107,34 @@ impl<M: LbMaps> Syncer<M> {
         let start = Instant::now();
         let mut stats = SyncStats::default();
         let mut touched = self.apply_changes(changes);
+        // The maps as found, on the first sync (seeding ids, then diffed against).
+        let mut found = None;
         if !self.seeded {
             let actual = MapState::read(&mut self.maps)?;
             self.programmer.seed(&actual);
-            touched.extend(self.services.keys().cloned());
+            for name in self.services.keys() {
+                if !touched.contains(name) {
+                    touched.insert(name.clone());
+                }
+            }
+            found = Some(actual);
         }
+        // Name order, so ids are allocated in the same order on every node and run.
+        let mut touched: Vec<ServiceName> = touched.into_iter().collect();
+        touched.sort_unstable();
         stats.services_translated = touched.len();
+        let full = self.needs_full;
+        if full {
+            let endpoints = self
+                .slices
+                .values()
+                .flat_map(|m| m.values())
+                .map(|s| s.endpoints.len())
+                .sum();
+            self.programmer.reserve(self.services.len(), endpoints);
+            // A full sync diffs whole tables; dirty marks would be dropped unread.
+            self.programmer.state_mut().track_dirty(false);
+        }
         for name in &touched {
             match self.services.get(name) {
                 Some(service) => {
@@ -127,9 +152,13 @@ impl<M: LbMaps> Syncer<M> {
                 None => self.programmer.remove_service(name),
             }
         }
+        self.programmer.state_mut().track_dirty(true);
         stats.translate = start.elapsed();
-        let full = self.needs_full;
-        let result = if full {
+        let result = if let Some(actual) = found.filter(|_| full) {
+            self.programmer
+                .state_mut()
+                .apply_full_against(&mut self.maps, &actual)
+        } else if full {
             self.programmer.state_mut().apply_full(&mut self.maps)
         } else {
             self.programmer.state_mut().apply_dirty(&mut self.maps)
@@ -154,8 +183,13 @@ impl<M: LbMaps> Syncer<M> {
     }
 
     /// Updates the view; returns the services whose plan may have changed.
-    fn apply_changes(&mut self, changes: Changes) -> BTreeSet<ServiceName> {
-        let mut touched = BTreeSet::new();
+    fn apply_changes(&mut self, changes: Changes) -> FxHashSet<ServiceName> {
+        let mut touched = FxHashSet::with_capacity_and_hasher(
+            changes.services.len() + changes.slices.len(),
+            Default::default(),
+        );
+        self.services.reserve(changes.services.len());
+        self.slices.reserve(changes.slices.len());
         for (key, change) in changes.services {
             let name = ServiceName::new(key.namespace, key.name);
             match change.current {
@@ -182,7 +216,7 @@ impl<M: LbMaps> Syncer<M> {
                 self.slices
                     .entry(owner.clone())
                     .or_default()
-                    .insert(key.name.clone(), current);
+                    .insert(key.name, current);
                 touched.insert(owner);
             }
         }
@@ -192,5 +226,5 @@ impl<M: LbMaps> Syncer<M> {
 
 fn owner(key: &ObjectKey, slice: &EndpointSlice) -> Option<ServiceName> {
     let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(ServiceName::new(key.namespace.clone(), service.clone()))
+    Some(ServiceName::new(key.namespace.as_str(), service.as_str()))
 }

@@ -97,12 +97,8 @@ pub fn translate<'a>(
         return ServicePlan::default();
     };
     let name = ServiceName::new(
-        service
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        service.metadata.name.clone().unwrap_or_default(),
+        service.metadata.namespace.as_deref().unwrap_or("default"),
+        service.metadata.name.as_deref().unwrap_or_default(),
     );
     if spec.type_.as_deref() == Some("ExternalName") {
         return ServicePlan::default();
@@ -163,7 +159,7 @@ pub fn translate<'a>(
         };
         let port_name = ServicePortName {
             service: name.clone(),
-            port: sp.name.clone().unwrap_or_default(),
+            port: sp.name.as_deref().unwrap_or_default().into(),
             protocol,
         };
         let node_port = sp

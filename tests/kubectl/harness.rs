@@ -15,14 +15,21 @@ use tempfile::TempDir;
 
 /// The directory with the YAML fixtures.
 pub fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kubectl/fixtures").join(name).to_string_lossy().into_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kubectl/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn kubectl_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("WAGGLE_KUBECTL") {
         return p.into();
     }
-    for candidate in ["/usr/bin/kubectl.1.32", "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"] {
+    for candidate in [
+        "/usr/bin/kubectl.1.32",
+        "/usr/lib/google-cloud-sdk/bin/kubectl.1.32",
+    ] {
         if Path::new(candidate).exists() {
             return candidate.into();
         }
@@ -60,21 +67,55 @@ impl Cluster {
     /// Starts a fresh server; panics (failing the test) when it cannot.
     pub fn start() -> Cluster {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
         let data_dir = dir.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
         let server = runtime.block_on(async {
-            let store = waggle_store::open(&format!("sqlite://{}", data_dir.join("state.db").display())).await.expect("opening the SQLite store");
+            let store =
+                waggle_store::open(&format!("sqlite://{}", data_dir.join("state.db").display()))
+                    .await
+                    .expect("opening the SQLite store");
             let mut config = waggle_apiserver::Config::new(data_dir.clone(), store);
             config.bind = "127.0.0.1:0".parse().expect("address");
-            waggle_apiserver::start(config).await.expect("starting the API server")
+            waggle_apiserver::start(config)
+                .await
+                .expect("starting the API server")
         });
         std::fs::create_dir_all(dir.path().join("home")).expect("home dir");
         // The admin kubeconfig as the server wrote it (client certificate signed by the
         // cluster CA); a copy, so that kubectl never edits the server's file.
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::copy(&server.kubeconfig, &kubeconfig).expect("copying the admin kubeconfig");
-        Cluster { runtime, server: Some(server), dir, kubectl: kubectl_binary(), kubeconfig }
+        Cluster {
+            runtime,
+            server: Some(server),
+            dir,
+            kubectl: kubectl_binary(),
+            kubeconfig,
+        }
+    }
+
+    /// The kubectl binary's file name: what kube-apiserver takes as the default field
+    /// manager (kubectl's user agent starts with it).
+    pub fn binary_name(&self) -> String {
+        self.kubectl
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Writes `contents` to `name` in the test's directory (mode 0755, so scripts such
+    /// as a `KUBE_EDITOR` can run); returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.to_string_lossy().into_owned()
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -82,6 +123,8 @@ impl Cluster {
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path().join("home"))
+            // kubectl's temporary files (edit copies, diff trees) go with the test's directory.
+            .env("TMPDIR", self.dir.path())
             .env_remove("KUBECTL_EXTERNAL_DIFF")
             .stdin(Stdio::null());
         cmd
@@ -89,7 +132,10 @@ impl Cluster {
 
     /// Runs kubectl with `args`.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.command(args).output().unwrap_or_else(|e| panic!("running {}: {e}", self.kubectl.display())).into()
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.kubectl.display()))
+            .into()
     }
 
     /// Runs kubectl with extra environment variables.
@@ -103,36 +149,73 @@ impl Cluster {
 
     /// Runs kubectl with `stdin` piped in (`-f -`).
     pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = self.command(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawning kubectl");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("writing stdin");
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("writing stdin");
         child.wait_with_output().expect("kubectl output").into()
     }
 
     /// Runs kubectl, asserting success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert_eq!(r.code, Some(0), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "kubectl {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
     /// Like [`Cluster::ok`] with stdin.
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
         let r = self.run_stdin(args, stdin);
-        assert_eq!(r.code, Some(0), "kubectl {} failed:\nstdout: {}\nstderr: {}", args.join(" "), r.stdout, r.stderr);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "kubectl {} failed:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            r.stdout,
+            r.stderr
+        );
         r.stdout
     }
 
     /// Runs kubectl, asserting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let r = self.run(args);
-        assert_ne!(r.code, Some(0), "kubectl {} unexpectedly succeeded:\n{}", args.join(" "), r.stdout);
+        assert_ne!(
+            r.code,
+            Some(0),
+            "kubectl {} unexpectedly succeeded:\n{}",
+            args.join(" "),
+            r.stdout
+        );
         r.stderr
     }
 
     /// Like [`Cluster::fails`] with stdin.
     pub fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
         let r = self.run_stdin(args, stdin);
-        assert_ne!(r.code, Some(0), "kubectl {} unexpectedly succeeded:\n{}", args.join(" "), r.stdout);
+        assert_ne!(
+            r.code,
+            Some(0),
+            "kubectl {} unexpectedly succeeded:\n{}",
+            args.join(" "),
+            r.stdout
+        );
         r.stderr
     }
 
@@ -141,9 +224,16 @@ impl Cluster {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out = self.dir.path().join(format!("background-{n}.out"));
+        let err = self.dir.path().join(format!("background-{n}.err"));
         let file = std::fs::File::create(&out).expect("output file");
-        let child = self.command(args).stdout(file).stderr(Stdio::null()).spawn().expect("spawning kubectl");
-        Background { child, out }
+        let err_file = std::fs::File::create(&err).expect("error file");
+        let child = self
+            .command(args)
+            .stdout(file)
+            .stderr(err_file)
+            .spawn()
+            .expect("spawning kubectl");
+        Background { child, out, err }
     }
 }
 
@@ -159,6 +249,7 @@ impl Drop for Cluster {
 pub struct Background {
     child: Child,
     out: PathBuf,
+    err: PathBuf,
 }
 
 impl Background {
@@ -169,6 +260,29 @@ impl Background {
             let text = std::fs::read_to_string(&self.out).unwrap_or_default();
             if done(&text) || start.elapsed() > timeout {
                 return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// The exit of the process if it ends within `timeout` (`None` if it is still running).
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<Run> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling kubectl") {
+                return Some(Run {
+                    code: status.code(),
+                    stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
+                    stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
+                });
+            }
+            if start.elapsed() > timeout {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -184,5 +298,8 @@ impl Drop for Background {
 
 /// Lines with runs of spaces collapsed, for comparing kubectl's column output.
 pub fn columns(text: &str) -> Vec<String> {
-    text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect()
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
 }

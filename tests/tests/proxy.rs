@@ -4,7 +4,6 @@
 mod proxy_support;
 
 use std::{
-    collections::BTreeMap,
     io::{BufRead, BufReader},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     time::{Duration, Instant},
@@ -15,22 +14,14 @@ use proxy_support::{
 };
 use waggle_datapath::lb_maps::{LbMaps, PinnedLbMaps};
 use waggle_ebpf_common::lb::{SCOPE_EXTERNAL, ServiceKeyV4};
-use waggle_testbed::{TestBed, probe::Attempt};
+use waggle_testbed::{
+    TestBed,
+    probe::{Attempt, spread},
+};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const PORT: u16 = 80;
 const BACKEND_PORT: u16 = 8080;
-
-fn spread(attempts: &[Attempt]) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for a in attempts {
-        assert!(a.ok, "attempt failed: {a:#?}");
-        *seen
-            .entry(a.id.clone().expect("a reply names its server"))
-            .or_insert(0) += 1;
-    }
-    seen
-}
 
 fn master_count(maps: &mut PinnedLbMaps) -> Option<u16> {
     let key = ServiceKeyV4 {
@@ -75,7 +66,7 @@ fn cluster_ip_through_the_proxy_spreads_over_all_backends_on_both_nodes() {
 
     let vip = SocketAddr::new(VIP.into(), PORT);
     let attempts = probe.tcp(&client, vip, 60).unwrap();
-    let seen = spread(&attempts);
+    let seen = spread(&attempts, "ClusterIP");
     assert_eq!(seen.len(), 4, "every backend is used: {seen:?}");
     assert!(
         attempts
@@ -85,7 +76,10 @@ fn cluster_ip_through_the_proxy_spreads_over_all_backends_on_both_nodes() {
     );
     // A client on the other node goes through that node's proxy.
     let far = bed.add_pod(1, "far-client").unwrap();
-    assert_eq!(spread(&probe.tcp(&far, vip, 40).unwrap()).len(), 4);
+    assert_eq!(
+        spread(&probe.tcp(&far, vip, 40).unwrap(), "ClusterIP").len(),
+        4
+    );
 }
 
 #[test]
@@ -159,7 +153,7 @@ fn removing_a_backend_takes_effect_within_a_second_and_spares_other_connections(
     eprintln!("endpoint change -> map update: {latency:?}");
     let attempts = probe.tcp(&client, vip, 20).unwrap();
     assert_eq!(
-        spread(&attempts).keys().collect::<Vec<_>>(),
+        spread(&attempts, "ClusterIP").keys().collect::<Vec<_>>(),
         ["web-b"],
         "removed backend still chosen"
     );
@@ -237,7 +231,7 @@ fn a_proxy_restart_during_a_connection_loop_loses_no_connection() {
         "{} connections failed across the restart: {failed:#?}",
         failed.len()
     );
-    assert_eq!(spread(&attempts).len(), 2);
+    assert_eq!(spread(&attempts, "ClusterIP").len(), 2);
     drop(second);
 }
 
@@ -277,7 +271,7 @@ fn node_port_through_the_proxy_answers_on_the_node_address_and_follows_endpoint_
     );
     let at_node = SocketAddr::new(bed.node(0).address().into(), 30080);
     let attempts = probe.tcp(&client, at_node, 40).unwrap();
-    assert_eq!(spread(&attempts).len(), 2, "{attempts:#?}");
+    assert_eq!(spread(&attempts, "ClusterIP").len(), 2, "{attempts:#?}");
     assert!(
         attempts
             .iter()
@@ -287,7 +281,10 @@ fn node_port_through_the_proxy_answers_on_the_node_address_and_follows_endpoint_
 
     proxy.apply(&node_port(&endpoints_of(&bed, [&b])));
     let attempts = probe.tcp(&client, at_node, 20).unwrap();
-    assert_eq!(spread(&attempts).keys().collect::<Vec<_>>(), ["web-b"]);
+    assert_eq!(
+        spread(&attempts, "ClusterIP").keys().collect::<Vec<_>>(),
+        ["web-b"]
+    );
 
     // No endpoint left: refused at once, not a timeout.
     proxy.apply(&node_port(&[]));

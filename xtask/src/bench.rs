@@ -34,7 +34,7 @@ const BENCHES: &[Bench] = &[
         name: "datapath",
         package: "waggle-bench",
         target: Target::Bin("datapath-bench"),
-        what: "new connections/s and latency: direct pod IP vs Waggle ClusterIP vs kube-proxy iptables/nftables, at 0/1,000/10,000 services",
+        what: "new connections/s (median of interleaved rounds) and latency: direct pod IP vs Waggle ClusterIP vs kube-proxy iptables/nftables, at 0/1,000/10,000 services, with the socket-LB programs' ns per connect",
     },
     Bench {
         name: "store",
@@ -52,19 +52,37 @@ const BENCHES: &[Bench] = &[
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let Some(bench) = BENCHES.iter().find(|b| b.name == args.name) else {
-        let known: Vec<String> = BENCHES.iter().map(|b| format!("  {}: {}", b.name, b.what)).collect();
-        bail!("unknown benchmark `{}`; known:\n{}", args.name, known.join("\n"));
+        let known: Vec<String> = BENCHES
+            .iter()
+            .map(|b| format!("  {}: {}", b.name, b.what))
+            .collect();
+        bail!(
+            "unknown benchmark `{}`; known:\n{}",
+            args.name,
+            known.join("\n")
+        );
     };
     let object = build::build_bpf()?;
     match bench.target {
         Target::Bin(bin) => {
             // The benchmark starts other binaries of the workspace (e.g. `waggle proxy`).
             build::build_userspace(&object, true, &[])?;
-            cmd::run(std::process::Command::new(cmd::target_dir().join("release").join(bin)).args(&args.extra))
+            cmd::run(
+                std::process::Command::new(cmd::target_dir().join("release").join(bin))
+                    .args(&args.extra),
+            )
         }
         Target::Example(example) => cmd::run(
             build::cargo_with_object(&object)
-                .args(["run", "--release", "--package", bench.package, "--example", example, "--"])
+                .args([
+                    "run",
+                    "--release",
+                    "--package",
+                    bench.package,
+                    "--example",
+                    example,
+                    "--",
+                ])
                 .args(&args.extra),
         ),
     }

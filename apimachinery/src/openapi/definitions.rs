@@ -6,7 +6,10 @@
 //! Definitions use swagger 2.0 references (`#/definitions/<name>`); the OpenAPI v3
 //! rendering rewrites them.
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, networking, policy};
+use k8s_openapi::api::{
+    apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,
+    networking, policy,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -21,7 +24,11 @@ const REF_PREFIX: &str = "#/definitions/";
 
 /// `io.k8s.api.<short group>.<version>.<kind>`, the name upstream gives a kind's schema.
 pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
-    let short = if group.is_empty() { "core" } else { group.split('.').next().unwrap_or(group) };
+    let short = if group.is_empty() {
+        "core"
+    } else {
+        group.split('.').next().unwrap_or(group)
+    };
     format!("io.k8s.api.{short}.{version}.{kind}")
 }
 
@@ -64,6 +71,8 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
             core::v1::ServiceAccount,
             core::v1::Event,
             core::v1::ReplicationController,
+            core::v1::ResourceQuota,
+            core::v1::LimitRange,
             core::v1::Binding,
             policy::v1::Eviction,
             autoscaling::v1::Scale,
@@ -81,9 +90,20 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
         ("discovery.k8s.io", "v1") => add_types!(generator, discovery::v1::EndpointSlice),
         ("networking.k8s.io", "v1") => add_types!(generator, networking::v1::NetworkPolicy),
         ("coordination.k8s.io", "v1") => add_types!(generator, coordination::v1::Lease),
+        ("authentication.k8s.io", "v1") => {
+            add_types!(generator, authentication::v1::SelfSubjectReview)
+        }
+        ("authorization.k8s.io", "v1") => {
+            add_types!(generator, authorization::v1::SelfSubjectAccessReview)
+        }
         _ => {}
     }
-    add_types!(generator, meta::Status, meta::DeleteOptions, meta::APIResourceList);
+    add_types!(
+        generator,
+        meta::Status,
+        meta::DeleteOptions,
+        meta::APIResourceList
+    );
 }
 
 /// Definitions for the resources of one group/version (`None`: every served group),
@@ -108,12 +128,33 @@ pub fn generate(only: Option<(&str, &str)>) -> Definitions {
     for r in &served {
         complete_kind(&mut defs, r);
     }
-    stamp_gvk(&mut defs, "io.k8s.api.autoscaling.v1.Scale", &[("autoscaling", "v1", "Scale")]);
-    stamp_gvk(&mut defs, "io.k8s.api.policy.v1.Eviction", &[("policy", "v1", "Eviction")]);
-    stamp_gvk(&mut defs, "io.k8s.api.core.v1.Binding", &[("", "v1", "Binding")]);
-    stamp_gvk(&mut defs, "io.k8s.apimachinery.pkg.apis.meta.v1.Status", &[("", "v1", "Status")]);
-    let delete_gvks: Vec<(&str, &str, &str)> = gvs.iter().map(|(g, v)| (*g, *v, "DeleteOptions")).collect();
-    stamp_gvk(&mut defs, "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", &delete_gvks);
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.api.autoscaling.v1.Scale",
+        &[("autoscaling", "v1", "Scale")],
+    );
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.api.policy.v1.Eviction",
+        &[("policy", "v1", "Eviction")],
+    );
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.api.core.v1.Binding",
+        &[("", "v1", "Binding")],
+    );
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+        &[("", "v1", "Status")],
+    );
+    let delete_gvks: Vec<(&str, &str, &str)> =
+        gvs.iter().map(|(g, v)| (*g, *v, "DeleteOptions")).collect();
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+        &delete_gvks,
+    );
     let names: Vec<String> = defs.keys().cloned().collect();
     for name in names {
         if let Some(schema) = defs.get_mut(&name) {
@@ -166,14 +207,28 @@ fn complete_kind(defs: &mut Definitions, r: &Resource) {
         }
     }
     stamp_gvk(defs, &name, &[(r.group, r.version, r.kind)]);
+    if !r.persisted() {
+        // Nothing is stored, so nothing is listed: no `<Kind>List`, as upstream.
+        return;
+    }
     let list_name = format!("{name}List");
     let Some(Value::Object(kind_schema)) = defs.get(&name) else {
         return;
     };
     let props = kind_schema.get("properties").and_then(Value::as_object);
-    let api_version = props.and_then(|p| p.get("apiVersion")).cloned().unwrap_or(json!({"type": "string"}));
-    let kind = props.and_then(|p| p.get("kind")).cloned().unwrap_or(json!({"type": "string"}));
-    let plural_kind = if r.kind.ends_with('s') { r.kind.to_owned() } else { format!("{}s", r.kind) };
+    let api_version = props
+        .and_then(|p| p.get("apiVersion"))
+        .cloned()
+        .unwrap_or(json!({"type": "string"}));
+    let kind = props
+        .and_then(|p| p.get("kind"))
+        .cloned()
+        .unwrap_or(json!({"type": "string"}));
+    let plural_kind = if r.kind.ends_with('s') {
+        r.kind.to_owned()
+    } else {
+        format!("{}s", r.kind)
+    };
     let list = json!({
         "description": format!("{}List is a list of {}.", r.kind, plural_kind),
         "type": "object",
@@ -227,7 +282,8 @@ fn stamp_field_meta(name: &str, schema: &mut Value) {
 
 /// Upstream's swagger types for the scalar wrappers.
 fn fix_scalars(defs: &mut Definitions) {
-    if let Some(Value::Object(s)) = defs.get_mut("io.k8s.apimachinery.pkg.util.intstr.IntOrString") {
+    if let Some(Value::Object(s)) = defs.get_mut("io.k8s.apimachinery.pkg.util.intstr.IntOrString")
+    {
         s.remove("x-kubernetes-int-or-string");
         s.insert("type".into(), "string".into());
         s.insert("format".into(), "int-or-string".into());
@@ -245,8 +301,14 @@ mod tests {
     #[test]
     fn names_follow_upstream() {
         assert_eq!(definition_name("", "v1", "Pod"), "io.k8s.api.core.v1.Pod");
-        assert_eq!(definition_name("discovery.k8s.io", "v1", "EndpointSlice"), "io.k8s.api.discovery.v1.EndpointSlice");
-        assert_eq!(ref_target("#/definitions/io.k8s.api.core.v1.Pod"), Some("io.k8s.api.core.v1.Pod"));
+        assert_eq!(
+            definition_name("discovery.k8s.io", "v1", "EndpointSlice"),
+            "io.k8s.api.discovery.v1.EndpointSlice"
+        );
+        assert_eq!(
+            ref_target("#/definitions/io.k8s.api.core.v1.Pod"),
+            Some("io.k8s.api.core.v1.Pod")
+        );
     }
 
     #[test]
@@ -256,9 +318,19 @@ mod tests {
             let name = definition_name(r.group, r.version, r.kind);
             let def = defs.get(&name).unwrap_or_else(|| panic!("{name} missing"));
             assert_eq!(def["x-kubernetes-group-version-kind"][0]["kind"], r.kind);
-            assert!(def.get("required").is_none_or(|req| !req.as_array().unwrap().contains(&json!("metadata"))));
+            assert!(
+                def.get("required")
+                    .is_none_or(|req| !req.as_array().unwrap().contains(&json!("metadata")))
+            );
+            if !r.persisted() {
+                assert!(!defs.contains_key(&format!("{name}List")), "{name}List");
+                continue;
+            }
             let list = defs.get(&format!("{name}List")).unwrap();
-            assert_eq!(list["properties"]["items"]["items"]["$ref"], format!("#/definitions/{name}"));
+            assert_eq!(
+                list["properties"]["items"]["items"]["$ref"],
+                format!("#/definitions/{name}")
+            );
         }
     }
 
@@ -270,10 +342,18 @@ mod tests {
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
         assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
         let ports = &defs["io.k8s.api.core.v1.Container"]["properties"]["ports"];
-        assert_eq!(ports["x-kubernetes-list-map-keys"], json!(["containerPort", "protocol"]));
-        let desc = defs["io.k8s.api.core.v1.Container"]["description"].as_str().unwrap();
+        assert_eq!(
+            ports["x-kubernetes-list-map-keys"],
+            json!(["containerPort", "protocol"])
+        );
+        let desc = defs["io.k8s.api.core.v1.Container"]["description"]
+            .as_str()
+            .unwrap();
         assert!(desc.contains("single application container"));
-        assert_eq!(defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"], "int-or-string");
+        assert_eq!(
+            defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"],
+            "int-or-string"
+        );
         assert!(!defs.contains_key("io.k8s.api.apps.v1.Deployment"));
     }
 }

@@ -28,14 +28,25 @@ impl Dialect {
 
 fn camel(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
 
 fn group_camel(group: &str) -> String {
-    if group.is_empty() { "Core".into() } else { camel(group.split('.').next().unwrap_or(group)) }
+    if group.is_empty() {
+        "Core".into()
+    } else {
+        camel(group.split('.').next().unwrap_or(group))
+    }
 }
 
-const JSON_TYPES: &[&str] = &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"];
+const JSON_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 const PATCH_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -87,15 +98,23 @@ const LABEL_SELECTOR: Param = Param {
 
 fn query_param(d: Dialect, p: &Param) -> Value {
     match d {
-        Dialect::Swagger2 => json!({"uniqueItems": true, "type": p.kind, "description": p.description, "name": p.name, "in": "query"}),
-        Dialect::OpenApi3 => json!({"name": p.name, "in": "query", "description": p.description, "schema": {"type": p.kind, "uniqueItems": true}}),
+        Dialect::Swagger2 => {
+            json!({"uniqueItems": true, "type": p.kind, "description": p.description, "name": p.name, "in": "query"})
+        }
+        Dialect::OpenApi3 => {
+            json!({"name": p.name, "in": "query", "description": p.description, "schema": {"type": p.kind, "uniqueItems": true}})
+        }
     }
 }
 
 fn path_param(d: Dialect, name: &str, description: &str) -> Value {
     match d {
-        Dialect::Swagger2 => json!({"uniqueItems": true, "type": "string", "description": description, "name": name, "in": "path", "required": true}),
-        Dialect::OpenApi3 => json!({"name": name, "in": "path", "description": description, "required": true, "schema": {"type": "string", "uniqueItems": true}}),
+        Dialect::Swagger2 => {
+            json!({"uniqueItems": true, "type": "string", "description": description, "name": name, "in": "path", "required": true})
+        }
+        Dialect::OpenApi3 => {
+            json!({"name": name, "in": "path", "description": description, "required": true, "schema": {"type": "string", "uniqueItems": true}})
+        }
     }
 }
 
@@ -127,20 +146,40 @@ fn operation(d: Dialect, op: &Op<'_>) -> Value {
             o.insert("produces".into(), json!(JSON_TYPES));
             o.insert("schemes".into(), json!(["https"]));
             o.insert("parameters".into(), Value::Array(params));
-            o.insert("responses".into(), json!({
-                "200": {"description": "OK", "schema": {"$ref": d.reference(op.response)}},
-                "401": {"description": "Unauthorized"},
-            }));
+            o.insert(
+                "responses".into(),
+                json!({
+                    "200": {"description": "OK", "schema": {"$ref": d.reference(op.response)}},
+                    "401": {"description": "Unauthorized"},
+                }),
+            );
         }
         Dialect::OpenApi3 => {
             o.insert("parameters".into(), Value::Array(params));
             if let Some((body, consumes)) = op.body {
-                let content: Map<String, Value> =
-                    consumes.iter().map(|c| ((*c).to_owned(), json!({"schema": {"$ref": d.reference(body)}}))).collect();
-                o.insert("requestBody".into(), json!({"content": content, "required": true}));
+                let content: Map<String, Value> = consumes
+                    .iter()
+                    .map(|c| {
+                        (
+                            (*c).to_owned(),
+                            json!({"schema": {"$ref": d.reference(body)}}),
+                        )
+                    })
+                    .collect();
+                o.insert(
+                    "requestBody".into(),
+                    json!({"content": content, "required": true}),
+                );
             }
-            let content: Map<String, Value> =
-                JSON_TYPES.iter().map(|c| ((*c).to_owned(), json!({"schema": {"$ref": d.reference(op.response)}}))).collect();
+            let content: Map<String, Value> = JSON_TYPES
+                .iter()
+                .map(|c| {
+                    (
+                        (*c).to_owned(),
+                        json!({"schema": {"$ref": d.reference(op.response)}}),
+                    )
+                })
+                .collect();
             o.insert("responses".into(), json!({"200": {"description": "OK", "content": content}, "401": {"description": "Unauthorized"}}));
         }
     }
@@ -151,11 +190,24 @@ fn operation(d: Dialect, op: &Op<'_>) -> Value {
 
 /// Adds every path of resource `r` to `paths`.
 pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Value>) {
-    let prefix = if r.group.is_empty() { "/api/v1".to_owned() } else { format!("/apis/{}/{}", r.group, r.version) };
-    let ns = if r.namespaced() { "/namespaces/{namespace}" } else { "" };
+    let prefix = if r.group.is_empty() {
+        "/api/v1".to_owned()
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let ns = if r.namespaced() {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
     let ns_word = if r.namespaced() { "Namespaced" } else { "" };
     let id = |verb: &str, suffix: &str| {
-        format!("{verb}{}{}{ns_word}{}{suffix}", group_camel(r.group), camel(r.version), r.kind)
+        format!(
+            "{verb}{}{}{ns_word}{}{suffix}",
+            group_camel(r.group),
+            camel(r.version),
+            r.kind
+        )
     };
     let kind_def = definition_name(r.group, r.version, r.kind);
     let list_def = format!("{kind_def}List");
@@ -163,7 +215,11 @@ pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Valu
     let gvk = json!({"group": r.group, "kind": r.kind, "version": r.version});
     let mut path_params = Vec::new();
     if r.namespaced() {
-        path_params.push(path_param(d, "namespace", "object name and auth scope, such as for teams and projects"));
+        path_params.push(path_param(
+            d,
+            "namespace",
+            "object name and auth scope, such as for teams and projects",
+        ));
     }
     let item_params = {
         let mut p = vec![path_param(d, "name", &format!("name of the {}", r.kind))];
@@ -183,55 +239,185 @@ pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Valu
         params: &[&PRETTY],
     };
 
+    let create = operation(
+        d,
+        &Op {
+            body: Some((&kind_def, &["*/*"])),
+            params: writes,
+            ..op(
+                "create",
+                "post",
+                format!("create a {}", r.kind),
+                id("create", ""),
+            )
+        },
+    );
+    if !r.persisted() {
+        // A review is created and answered, never stored: POST on the collection only.
+        let mut collection = Map::new();
+        collection.insert("post".into(), create);
+        collection.insert("parameters".into(), Value::Array(path_params));
+        paths.insert(
+            format!("{prefix}{ns}/{}", r.plural),
+            Value::Object(collection),
+        );
+        return;
+    }
     let mut collection = Map::new();
     collection.insert(
         "get".into(),
-        operation(d, &Op { response: &list_def, params: &[&PRETTY, &LABEL_SELECTOR, &WATCH], ..op("list", "list", format!("list or watch objects of kind {}", r.kind), id("list", "")) }),
+        operation(
+            d,
+            &Op {
+                response: &list_def,
+                params: &[&PRETTY, &LABEL_SELECTOR, &WATCH],
+                ..op(
+                    "list",
+                    "list",
+                    format!("list or watch objects of kind {}", r.kind),
+                    id("list", ""),
+                )
+            },
+        ),
     );
-    collection.insert(
-        "post".into(),
-        operation(d, &Op { body: Some((&kind_def, &["*/*"])), params: writes, ..op("create", "post", format!("create a {}", r.kind), id("create", "")) }),
-    );
+    collection.insert("post".into(), create);
     collection.insert(
         "delete".into(),
-        operation(d, &Op { response: status_def, ..op("delete", "deletecollection", format!("delete collection of {}", r.kind), id("deleteCollection", "")) }),
+        operation(
+            d,
+            &Op {
+                response: status_def,
+                ..op(
+                    "delete",
+                    "deletecollection",
+                    format!("delete collection of {}", r.kind),
+                    id("deleteCollection", ""),
+                )
+            },
+        ),
     );
     collection.insert("parameters".into(), Value::Array(path_params.clone()));
-    paths.insert(format!("{prefix}{ns}/{}", r.plural), Value::Object(collection));
+    paths.insert(
+        format!("{prefix}{ns}/{}", r.plural),
+        Value::Object(collection),
+    );
 
     let mut item = Map::new();
-    item.insert("get".into(), operation(d, &op("read", "get", format!("read the specified {}", r.kind), id("read", ""))));
+    item.insert(
+        "get".into(),
+        operation(
+            d,
+            &op(
+                "read",
+                "get",
+                format!("read the specified {}", r.kind),
+                id("read", ""),
+            ),
+        ),
+    );
     item.insert(
         "put".into(),
-        operation(d, &Op { body: Some((&kind_def, &["*/*"])), params: writes, ..op("replace", "put", format!("replace the specified {}", r.kind), id("replace", "")) }),
+        operation(
+            d,
+            &Op {
+                body: Some((&kind_def, &["*/*"])),
+                params: writes,
+                ..op(
+                    "replace",
+                    "put",
+                    format!("replace the specified {}", r.kind),
+                    id("replace", ""),
+                )
+            },
+        ),
     );
     item.insert(
         "patch".into(),
-        operation(d, &Op { body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)), params: patch_params, ..op("patch", "patch", format!("partially update the specified {}", r.kind), id("patch", "")) }),
+        operation(
+            d,
+            &Op {
+                body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)),
+                params: patch_params,
+                ..op(
+                    "patch",
+                    "patch",
+                    format!("partially update the specified {}", r.kind),
+                    id("patch", ""),
+                )
+            },
+        ),
     );
-    item.insert("delete".into(), operation(d, &Op { response: status_def, params: &[&PRETTY, &DRY_RUN], ..op("delete", "delete", format!("delete a {}", r.kind), id("delete", "")) }));
+    item.insert(
+        "delete".into(),
+        operation(
+            d,
+            &Op {
+                response: status_def,
+                params: &[&PRETTY, &DRY_RUN],
+                ..op(
+                    "delete",
+                    "delete",
+                    format!("delete a {}", r.kind),
+                    id("delete", ""),
+                )
+            },
+        ),
+    );
     item.insert("parameters".into(), Value::Array(item_params.clone()));
-    paths.insert(format!("{prefix}{ns}/{}/{{name}}", r.plural), Value::Object(item));
+    paths.insert(
+        format!("{prefix}{ns}/{}/{{name}}", r.plural),
+        Value::Object(item),
+    );
 
-    for sub in ["status", "scale"].into_iter().filter(|s| r.has_subresource(s)) {
-        let Some(info) = r.subresource_info(sub) else { continue };
+    for sub in ["status", "scale"]
+        .into_iter()
+        .filter(|s| r.has_subresource(s))
+    {
+        let Some(info) = r.subresource_info(sub) else {
+            continue;
+        };
         let body = definition_name(info.group, info.version, info.kind);
         let sub_gvk = json!({"group": info.group, "kind": info.kind, "version": info.version});
         let suffix = camel(sub);
         let sop = |verb: &'static str, action: &'static str, what: &str| Op {
             gvk: sub_gvk.clone(),
             response: &body,
-            ..op(verb, action, format!("{what} {sub} of the specified {}", r.kind), id(verb, &suffix))
+            ..op(
+                verb,
+                action,
+                format!("{what} {sub} of the specified {}", r.kind),
+                id(verb, &suffix),
+            )
         };
         let mut subpath = Map::new();
         subpath.insert("get".into(), operation(d, &sop("read", "get", "read")));
-        subpath.insert("put".into(), operation(d, &Op { body: Some((&body, &["*/*"])), params: writes, ..sop("replace", "put", "replace") }));
+        subpath.insert(
+            "put".into(),
+            operation(
+                d,
+                &Op {
+                    body: Some((&body, &["*/*"])),
+                    params: writes,
+                    ..sop("replace", "put", "replace")
+                },
+            ),
+        );
         subpath.insert(
             "patch".into(),
-            operation(d, &Op { body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)), params: patch_params, ..sop("patch", "patch", "partially update") }),
+            operation(
+                d,
+                &Op {
+                    body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)),
+                    params: patch_params,
+                    ..sop("patch", "patch", "partially update")
+                },
+            ),
         );
         subpath.insert("parameters".into(), Value::Array(item_params.clone()));
-        paths.insert(format!("{prefix}{ns}/{}/{{name}}/{sub}", r.plural), Value::Object(subpath));
+        paths.insert(
+            format!("{prefix}{ns}/{}/{{name}}/{sub}", r.plural),
+            Value::Object(subpath),
+        );
     }
 }
 
@@ -251,21 +437,62 @@ mod tests {
     #[test]
     fn pod_patch_operation_advertises_field_validation() {
         let mut paths = Map::new();
-        add_resource_paths(Dialect::Swagger2, registry::find("", "v1", "pods").unwrap(), &mut paths);
+        add_resource_paths(
+            Dialect::Swagger2,
+            registry::find("", "v1", "pods").unwrap(),
+            &mut paths,
+        );
         let patch = &paths["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
         assert_eq!(patch["operationId"], "patchCoreV1NamespacedPod");
-        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "kind": "Pod", "version": "v1"}));
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "", "kind": "Pod", "version": "v1"})
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
         assert!(paths.contains_key("/api/v1/namespaces/{namespace}/pods/{name}/status"));
     }
 
     #[test]
     fn scale_paths_use_autoscaling_scale() {
         let mut paths = Map::new();
-        add_resource_paths(Dialect::OpenApi3, registry::find("apps", "v1", "deployments").unwrap(), &mut paths);
-        let scale = &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
+        add_resource_paths(
+            Dialect::OpenApi3,
+            registry::find("apps", "v1", "deployments").unwrap(),
+            &mut paths,
+        );
+        let scale =
+            &paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
         assert_eq!(scale["operationId"], "patchAppsV1NamespacedDeploymentScale");
         assert_eq!(scale["x-kubernetes-group-version-kind"]["kind"], "Scale");
         assert!(scale["requestBody"]["content"]["application/apply-patch+yaml"].is_object());
+    }
+
+    #[test]
+    fn reviews_are_create_only() {
+        let mut paths = Map::new();
+        add_resource_paths(
+            Dialect::Swagger2,
+            registry::find("authorization.k8s.io", "v1", "selfsubjectaccessreviews").unwrap(),
+            &mut paths,
+        );
+        let keys: Vec<&String> = paths.keys().collect();
+        assert_eq!(
+            keys,
+            ["/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]
+        );
+        let collection = paths["/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"]
+            .as_object()
+            .unwrap();
+        assert_eq!(
+            collection["post"]["operationId"],
+            "createAuthorizationV1SelfSubjectAccessReview"
+        );
+        assert!(!collection.contains_key("get") && !collection.contains_key("delete"));
     }
 }

@@ -10,6 +10,7 @@
 mod age;
 mod core;
 mod pod;
+mod quota;
 mod workloads;
 
 use jiff::Timestamp;
@@ -57,8 +58,19 @@ pub(crate) enum Description {
     Text(&'static str),
 }
 
-pub(crate) const fn col(name: &'static str, kind: &'static str, priority: u8, description: Description) -> Column {
-    Column { name, kind, format: "", priority, description }
+pub(crate) const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    description: Description,
+) -> Column {
+    Column {
+        name,
+        kind,
+        format: "",
+        priority,
+        description,
+    }
 }
 
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
@@ -69,9 +81,24 @@ pub(crate) const NAME: Column = Column {
     priority: 0,
     description: Description::Field(META, "name"),
 };
-pub(crate) const AGE: Column = col("Age", "string", 0, Description::Field(META, "creationTimestamp"));
-pub(crate) const CONTAINERS: Column = col("Containers", "string", 1, Description::Text("Names of each container in the template."));
-pub(crate) const IMAGES: Column = col("Images", "string", 1, Description::Text("Images referenced by each container in the template."));
+pub(crate) const AGE: Column = col(
+    "Age",
+    "string",
+    0,
+    Description::Field(META, "creationTimestamp"),
+);
+pub(crate) const CONTAINERS: Column = col(
+    "Containers",
+    "string",
+    1,
+    Description::Text("Names of each container in the template."),
+);
+pub(crate) const IMAGES: Column = col(
+    "Images",
+    "string",
+    1,
+    Description::Text("Images referenced by each container in the template."),
+);
 
 fn describe(d: &Description) -> String {
     match d {
@@ -95,7 +122,10 @@ pub(crate) struct Printer {
 }
 
 fn printer(kind: &str, group: &str) -> Option<Printer> {
-    pod::printer(kind, group).or_else(|| workloads::printer(kind, group)).or_else(|| core::printer(kind, group))
+    pod::printer(kind, group)
+        .or_else(|| workloads::printer(kind, group))
+        .or_else(|| core::printer(kind, group))
+        .or_else(|| quota::printer(kind, group))
 }
 
 static DEFAULT_COLUMNS: &[Column] = &[
@@ -110,7 +140,12 @@ static DEFAULT_COLUMNS: &[Column] = &[
 ];
 
 fn default_cells(obj: &Value, _now: Timestamp) -> Vec<Value> {
-    vec![name(obj).into(), obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]
+    vec![
+        name(obj).into(),
+        obj.pointer("/metadata/creationTimestamp")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ]
 }
 
 fn row_object(obj: &Value, include: IncludeObject) -> Option<Value> {
@@ -126,8 +161,16 @@ fn row_object(obj: &Value, include: IncludeObject) -> Option<Value> {
 }
 
 /// Converts `body` (one object of `resource`, or a list of them) to a Table at time `now`.
-pub fn to_table(resource: &Resource, body: &Value, include: IncludeObject, now: Timestamp) -> Value {
-    let p = printer(resource.kind, resource.group).unwrap_or(Printer { columns: DEFAULT_COLUMNS, cells: default_cells });
+pub fn to_table(
+    resource: &Resource,
+    body: &Value,
+    include: IncludeObject,
+    now: Timestamp,
+) -> Value {
+    let p = printer(resource.kind, resource.group).unwrap_or(Printer {
+        columns: DEFAULT_COLUMNS,
+        cells: default_cells,
+    });
     let items: Vec<&Value> = match body.get("items").and_then(Value::as_array) {
         Some(items) => items.iter().collect(),
         None => vec![body],
@@ -176,7 +219,9 @@ pub(crate) fn name(obj: &Value) -> &str {
 }
 
 pub(crate) fn s<'a>(obj: &'a Value, pointer: &str) -> &'a str {
-    obj.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 pub(crate) fn i(obj: &Value, pointer: &str) -> i64 {
@@ -184,7 +229,10 @@ pub(crate) fn i(obj: &Value, pointer: &str) -> i64 {
 }
 
 pub(crate) fn arr<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {
-    obj.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    obj.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 pub(crate) fn age(obj: &Value, now: Timestamp) -> Value {
@@ -199,7 +247,11 @@ pub(crate) fn none_if_empty(v: String) -> String {
 pub(crate) fn format_labels(map: Option<&Value>) -> String {
     let mut pairs: Vec<String> = map
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     pairs.sort();
     none_if_empty(pairs.join(","))
@@ -215,11 +267,26 @@ pub(crate) fn selector_string(sel: Option<&Value>) -> String {
             reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or_default())));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let mut values: Vec<&str> = e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let mut values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         values.sort();
-        let text = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+        let text = match e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "In" => format!("{key} in ({})", values.join(",")),
             "NotIn" => format!("{key} notin ({})", values.join(",")),
             "Exists" => key.to_owned(),
@@ -229,7 +296,10 @@ pub(crate) fn selector_string(sel: Option<&Value>) -> String {
         reqs.push((key.to_owned(), text));
     }
     reqs.sort();
-    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+    reqs.into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `layoutContainerCells`: comma-joined container names and images.

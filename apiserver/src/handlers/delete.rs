@@ -27,20 +27,43 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     pub fn parse(params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Self, ApiError> {
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { body::parse(headers, bytes)? };
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            body::parse(headers, bytes)?
+        };
         let mut options = DeleteOptions {
             grace_period: body.get("gracePeriodSeconds").and_then(Value::as_i64),
-            propagation: body.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned),
-            uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned),
-            resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned),
+            propagation: body
+                .get("propagationPolicy")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            uid: body
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            resource_version: body
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             dry_run: params.dry_run()?,
         };
-        match body.get("dryRun").and_then(Value::as_array).map(Vec::as_slice) {
+        match body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
             None | Some([]) => {}
             Some([all]) if all == "All" => options.dry_run = true,
-            Some(other) => return Err(ApiError::bad_request(format!("Invalid dryRun value: {other:?}; only \"All\" is supported"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid dryRun value: {other:?}; only \"All\" is supported"
+                )));
+            }
         }
-        if body.get("orphanDependents") == Some(&json!(true)) || params.get("orphanDependents") == Some("true") {
+        if body.get("orphanDependents") == Some(&json!(true))
+            || params.get("orphanDependents") == Some("true")
+        {
             options.propagation.get_or_insert_with(|| "Orphan".into());
         }
         if let Some(g) = params.int("gracePeriodSeconds")? {
@@ -70,12 +93,23 @@ pub enum Deleted {
 
 /// Grace period for a pod delete: 0 for unbound or finished pods.
 fn pod_grace(obj: &Value, requested: Option<i64>) -> i64 {
-    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        obj.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
     if !bound || finished {
         return 0;
     }
-    let grace = requested.or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)).unwrap_or(30);
+    let grace = requested
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30);
     // As upstream, a negative grace period means "now, but not forced" (1 second).
     if grace < 0 { 1 } else { grace }
 }
@@ -105,16 +139,22 @@ pub async fn delete_object(
         let mut pending = false;
         if is_pod {
             let grace = pod_grace(&obj, options.grace_period);
-            let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let current = obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
             if grace > 0 && current.is_none_or(|c| grace < c) {
                 let meta = objects::meta_mut(&mut marked);
-                meta.insert("deletionTimestamp".into(), json!(objects::timestamp_in(grace)));
+                meta.insert(
+                    "deletionTimestamp".into(),
+                    json!(objects::timestamp_in(grace)),
+                );
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 pending = true;
             } else if grace > 0 {
                 pending = true;
             } else if objects::is_deleting(&obj) {
-                objects::meta_mut(&mut marked).insert("deletionGracePeriodSeconds".into(), json!(0));
+                objects::meta_mut(&mut marked)
+                    .insert("deletionGracePeriodSeconds".into(), json!(0));
             }
         }
         if options.propagation.as_deref() == Some("Foreground") && !objects::is_deleting(&obj) {
@@ -170,19 +210,29 @@ pub async fn delete_object(
                 return Ok(Deleted::Gone(gone));
             }
             Err(StoreError::Conflict { .. }) => continue,
-            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found(resource.group, resource.plural, name)),
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::not_found(resource.group, resource.plural, name));
+            }
             Err(e) => return Err(ApiError::from_store(e)),
         }
     }
 }
 
-fn check_preconditions(resource: &Resource, name: &str, obj: &Value, options: &DeleteOptions, revision: Revision) -> Result<(), ApiError> {
+fn check_preconditions(
+    resource: &Resource,
+    name: &str,
+    obj: &Value,
+    options: &DeleteOptions,
+    revision: Revision,
+) -> Result<(), ApiError> {
     let qualified = status::qualified(resource.group, resource.plural);
     if let Some(uid) = options.uid.as_deref() {
         let actual = objects::meta_str(obj, "uid").unwrap_or_default();
         if uid != actual {
             return Err(ApiError::Conflict {
-                message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                message: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
                 kind: qualified,
                 name: name.into(),
             });
@@ -191,7 +241,9 @@ fn check_preconditions(resource: &Resource, name: &str, obj: &Value, options: &D
     if let Some(rv) = options.resource_version.as_deref() {
         if rv != revision.to_string() {
             return Err(ApiError::Conflict {
-                message: format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"),
+                message: format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {revision}"
+                ),
                 kind: qualified,
                 name: name.into(),
             });
@@ -205,12 +257,38 @@ fn returns_object(resource: &Resource) -> bool {
     resource.group.is_empty() && matches!(resource.kind, "Pod" | "Service" | "Namespace")
 }
 
-pub async fn delete(state: &std::sync::Arc<ApiState>, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+pub async fn delete(
+    state: &std::sync::Arc<ApiState>,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Reply, ApiError> {
     let resource = target.resource;
     let options = DeleteOptions::parse(params, headers, bytes)?;
     let dry_run = options.dry_run;
     let name = target.item_name();
-    match delete_object(state, resource, target.namespace.as_deref(), name, &options, dry_run).await? {
+    if resource.group.is_empty()
+        && resource.kind == "Namespace"
+        && IMMORTAL_NAMESPACES.contains(&name)
+    {
+        return Err(ApiError::forbidden(
+            "",
+            "namespaces",
+            name,
+            "this namespace may not be deleted",
+        ));
+    }
+    match delete_object(
+        state,
+        resource,
+        target.namespace.as_deref(),
+        name,
+        &options,
+        dry_run,
+    )
+    .await?
+    {
         Deleted::Pending(obj) => {
             if resource.group.is_empty() && resource.kind == "Namespace" && !dry_run {
                 namespaces::spawn_cleanup(state.clone(), name.to_owned());
@@ -227,8 +305,17 @@ pub async fn delete(state: &std::sync::Arc<ApiState>, target: &Target, params: &
     }
 }
 
+/// Namespaces the server keeps (upstream's NamespaceLifecycle admission).
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// DELETE of a collection: every object the selectors match; returns the list.
-pub async fn delete_collection(state: &std::sync::Arc<ApiState>, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+pub async fn delete_collection(
+    state: &std::sync::Arc<ApiState>,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Reply, ApiError> {
     let resource = target.resource;
     let options = DeleteOptions::parse(params, headers, bytes)?;
     let dry_run = options.dry_run;
@@ -237,7 +324,16 @@ pub async fn delete_collection(state: &std::sync::Arc<ApiState>, target: &Target
     for obj in listed {
         let name = objects::name(&obj).to_owned();
         let namespace = objects::namespace(&obj).map(str::to_owned);
-        match delete_object(state, resource, namespace.as_deref(), &name, &options, dry_run).await {
+        match delete_object(
+            state,
+            resource,
+            namespace.as_deref(),
+            &name,
+            &options,
+            dry_run,
+        )
+        .await
+        {
             Ok(Deleted::Gone(obj) | Deleted::Pending(obj)) => {
                 if resource.group.is_empty() && resource.kind == "Namespace" && !dry_run {
                     namespaces::spawn_cleanup(state.clone(), name.clone());
@@ -248,8 +344,17 @@ pub async fn delete_collection(state: &std::sync::Arc<ApiState>, target: &Target
             Err(e) => return Err(e),
         }
     }
-    let revision = state.store.current_revision().await.map_err(ApiError::from_store)?;
+    let revision = state
+        .store
+        .current_revision()
+        .await
+        .map_err(ApiError::from_store)?;
     let mut meta = serde_json::Map::new();
     meta.insert("resourceVersion".into(), json!(revision.to_string()));
-    Ok(Reply::ok(objects::list_object(&resource.api_version(), resource.kind, deleted, meta)))
+    Ok(Reply::ok(objects::list_object(
+        &resource.api_version(),
+        resource.kind,
+        deleted,
+        meta,
+    )))
 }

@@ -4,9 +4,12 @@ pub mod apply;
 pub mod binding;
 pub mod create;
 pub mod delete;
+pub mod ephemeral;
+pub mod eviction;
 pub mod get;
 pub mod list;
 pub mod patch;
+pub mod review;
 pub mod scale;
 pub mod update;
 pub mod write;
@@ -38,37 +41,83 @@ pub fn verb(method: &Method, target: &Target, params: &Params) -> &'static str {
 }
 
 fn not_allowed(method: &Method) -> ApiError {
-    ApiError::MethodNotAllowed { message: format!("the server does not allow this method on the requested resource ({method})") }
+    ApiError::MethodNotAllowed {
+        message: format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ),
+    }
 }
 
 /// Serves one resource request.
-pub async fn dispatch(state: Shared, method: Method, target: Target, params: Params, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn dispatch(
+    state: Shared,
+    method: Method,
+    target: Target,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let resource = target.resource;
     let verb = verb(&method, &target, &params);
     if verb == "WATCH" {
         return watch::watch(state, &target, &params, &headers).await;
     }
     let bytes = body::read(body, state.settings.max_body_bytes).await?;
-    if target.name.is_none() && target.namespace.is_none() && resource.namespaced() && !matches!(verb, "LIST") {
+    if target.name.is_none()
+        && target.namespace.is_none()
+        && resource.namespaced()
+        && !matches!(verb, "LIST")
+    {
         // Writes to a namespaced collection need a namespace in the path.
         return Err(not_allowed(&method));
     }
     let sub = target.subresource.as_deref();
     let reply = match (verb, sub) {
         ("LIST", _) => handlers_list(&state, &target, &params, &headers).await?,
+        ("GET", None | Some("status")) if !crate::reply::wants_table(&headers) => {
+            get::get_serialized(&state, &target).await?
+        }
         ("GET", None | Some("status")) => get::get(&state, &target, &params).await?,
         ("GET", Some("scale")) => scale::get(&state, &target).await?,
-        ("POST", None) if target.name.is_none() => create::create(&state, &target, &params, &headers, &bytes).await?,
-        ("POST", Some("binding")) => binding::create(&state, &target, &params, &headers, &bytes).await?,
-        ("PUT", None | Some("status")) => update::update(&state, &target, &params, &headers, &bytes).await?,
+        ("POST", None) if target.name.is_none() => {
+            create::create(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("POST", Some("binding")) => {
+            binding::create(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("POST", Some("eviction")) => {
+            eviction::create(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("GET", Some("ephemeralcontainers")) => get::get(&state, &target, &params).await?,
+        ("PUT", Some("ephemeralcontainers")) => {
+            ephemeral::update(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("PATCH", Some("ephemeralcontainers")) => {
+            ephemeral::patch(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("PUT", Some("finalize")) => {
+            update::update(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("PUT", None | Some("status")) => {
+            update::update(&state, &target, &params, &headers, &bytes).await?
+        }
         ("PUT", Some("scale")) => scale::update(&state, &target, &params, &headers, &bytes).await?,
-        ("PATCH", None | Some("status")) => patch::patch(&state, &target, &params, &headers, &bytes).await?,
-        ("PATCH", Some("scale")) => scale::patch(&state, &target, &params, &headers, &bytes).await?,
+        ("PATCH", None | Some("status")) => {
+            patch::patch(&state, &target, &params, &headers, &bytes).await?
+        }
+        ("PATCH", Some("scale")) => {
+            scale::patch(&state, &target, &params, &headers, &bytes).await?
+        }
         ("DELETE", None) => delete::delete(&state, &target, &params, &headers, &bytes).await?,
-        ("DELETECOLLECTION", None) => delete::delete_collection(&state, &target, &params, &headers, &bytes).await?,
+        ("DELETECOLLECTION", None) => {
+            delete::delete_collection(&state, &target, &params, &headers, &bytes).await?
+        }
         ("GET" | "PUT" | "PATCH" | "POST", Some(other)) => {
             return Err(ApiError::NotFound {
-                message: format!("the server could not find the requested resource ({} {}/{other})", method, resource.plural),
+                message: format!(
+                    "the server could not find the requested resource ({} {}/{other})",
+                    method, resource.plural
+                ),
                 kind: resource.plural.into(),
                 name: target.item_name().into(),
             });
@@ -78,6 +127,11 @@ pub async fn dispatch(state: Shared, method: Method, target: Target, params: Par
     Ok(reply.render(Some(resource), &headers).into_response())
 }
 
-async fn handlers_list(state: &Shared, target: &Target, params: &Params, headers: &HeaderMap) -> Result<crate::reply::Reply, ApiError> {
+async fn handlers_list(
+    state: &Shared,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<crate::reply::Reply, ApiError> {
     list::list(state, target, params, crate::reply::wants_table(headers)).await
 }

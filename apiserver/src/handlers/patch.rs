@@ -51,15 +51,31 @@ pub fn parse_patch(kind: PatchKind, bytes: &[u8]) -> Result<Value, ApiError> {
     parsed.map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
+/// A failed JSON patch in the words of the library kube-apiserver uses (evanphx/json-patch).
+fn json_patch_message(e: &json_patch::PatchError) -> String {
+    match e.kind {
+        json_patch::PatchErrorKind::TestFailed => {
+            format!("testing value {} failed: test failed", e.path)
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Applies a patch to `current`, returning the patched object.
 pub fn apply_patch(kind: PatchKind, patch: &Value, current: &Value) -> Result<Value, ApiError> {
     let mut doc = current.clone();
     match kind {
         PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
-                message: format!("the server rejected our request due to an error in our request: {e}"),
+                message: format!(
+                    "the server rejected our request due to an error in our request: {}",
+                    json_patch_message(&e)
+                ),
                 kind: String::new(),
                 name: String::new(),
                 causes: Vec::new(),
@@ -80,7 +96,13 @@ pub fn apply_patch(kind: PatchKind, patch: &Value, current: &Value) -> Result<Va
     Ok(doc)
 }
 
-pub async fn patch(state: &ApiState, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+pub async fn patch(
+    state: &ApiState,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Reply, ApiError> {
     let kind = PatchKind::from_headers(headers)?;
     let patch = parse_patch(kind, bytes)?;
     if kind == PatchKind::Apply {
@@ -106,9 +128,12 @@ pub async fn patch(state: &ApiState, target: &Target, params: &Params, headers: 
     let written = update
         .run(|current| {
             let mut patched = apply_patch(kind, &patch, current)?;
-            warnings = crate::kubectl::validation::check_patched(resource, params, current, &patched)?;
+            warnings =
+                crate::kubectl::validation::check_patched(resource, params, current, &patched)?;
             // A resourceVersion in the patch is a precondition, as upstream.
-            if patched.pointer("/metadata/resourceVersion") != current.pointer("/metadata/resourceVersion") {
+            if patched.pointer("/metadata/resourceVersion")
+                != current.pointer("/metadata/resourceVersion")
+            {
                 return Err(ApiError::conflict(resource.group, resource.plural, &name));
             }
             body::check_kind(resource, &mut patched)?;

@@ -18,11 +18,16 @@ use crate::target::Target;
 pub fn scale_of(obj: &Value) -> Value {
     let selector = match obj.pointer("/spec/selector") {
         Some(sel) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
-            Selector::from_object(sel).map(|s| s.to_string()).unwrap_or_default()
+            Selector::from_object(sel)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
         }
         // ReplicationControllers have a plain map selector.
         Some(Value::Object(map)) => {
-            let mut pairs: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
             pairs.sort();
             pairs.join(",")
         }
@@ -30,7 +35,13 @@ pub fn scale_of(obj: &Value) -> Value {
     };
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let mut metadata = json!({});
-    for key in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for key in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(key) {
             metadata[key] = v.clone();
         }
@@ -54,11 +65,22 @@ fn apply_scale(resource: &Resource, obj: &Value, scale: &Value) -> Result<Value,
         return Err(ApiError::invalid(
             "Scale",
             crate::objects::name(obj),
-            vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+            vec![Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be greater than or equal to 0",
+            )],
         ));
     }
-    if scale.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
-        return Err(ApiError::bad_request(format!("expected a Scale for {}", resource.plural)));
+    if scale
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "Scale")
+    {
+        return Err(ApiError::bad_request(format!(
+            "expected a Scale for {}",
+            resource.plural
+        )));
     }
     let mut new = obj.clone();
     new["spec"]["replicas"] = replicas;
@@ -69,7 +91,13 @@ pub async fn get(state: &ApiState, target: &Target) -> Result<Reply, ApiError> {
     Ok(Reply::ok(scale_of(&super::get::read(state, target).await?)))
 }
 
-pub async fn update(state: &ApiState, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+pub async fn update(
+    state: &ApiState,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Reply, ApiError> {
     let resource = target.resource;
     let scale = body::parse(headers, bytes)?;
     let update = Update {
@@ -78,14 +106,22 @@ pub async fn update(state: &ApiState, target: &Target, params: &Params, headers:
         namespace: target.namespace.as_deref(),
         name: target.item_name(),
         precondition: precondition_of(&scale)?,
-        mode: Mode::Main,
+        mode: Mode::Scale,
         dry_run: params.dry_run()?,
     };
-    let written = update.run(|current| apply_scale(resource, current, &scale)).await?;
+    let written = update
+        .run(|current| apply_scale(resource, current, &scale))
+        .await?;
     Ok(Reply::ok(scale_of(&written)))
 }
 
-pub async fn patch(state: &ApiState, target: &Target, params: &Params, headers: &HeaderMap, bytes: &[u8]) -> Result<Reply, ApiError> {
+pub async fn patch(
+    state: &ApiState,
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Reply, ApiError> {
     let resource = target.resource;
     let kind = PatchKind::from_headers(headers)?;
     let patch = parse_patch(kind, bytes)?;
@@ -95,7 +131,7 @@ pub async fn patch(state: &ApiState, target: &Target, params: &Params, headers: 
         namespace: target.namespace.as_deref(),
         name: target.item_name(),
         precondition: None,
-        mode: Mode::Main,
+        mode: Mode::Scale,
         dry_run: params.dry_run()?,
     };
     let written = update

@@ -17,6 +17,9 @@ pub enum Mode {
     Main,
     /// The `status` subresource: only status changes.
     Status,
+    /// The `scale` subresource: a main-resource write (only `spec.replicas` changes)
+    /// whose managedFields entry names the subresource.
+    Scale,
     /// Server-internal writes (binding, deletion bookkeeping): taken as given.
     Raw,
 }
@@ -56,7 +59,13 @@ impl Update<'_> {
     {
         let key = self.key();
         for _ in 0..RETRIES {
-            let kv = self.state.store.get(&key).await.map_err(ApiError::from_store)?.ok_or_else(|| self.not_found())?;
+            let kv = self
+                .state
+                .store
+                .get(&key)
+                .await
+                .map_err(ApiError::from_store)?
+                .ok_or_else(|| self.not_found())?;
             if self.precondition.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(self.conflict());
             }
@@ -73,11 +82,17 @@ impl Update<'_> {
     }
 
     /// One attempt; `Ok(None)` if another write got there first.
-    async fn commit(&self, key: &str, kv: &KeyValue, old: &Value, new: Value) -> Result<Option<Value>, ApiError> {
+    async fn commit(
+        &self,
+        key: &str,
+        kv: &KeyValue,
+        old: &Value,
+        new: Value,
+    ) -> Result<Option<Value>, ApiError> {
         let resource = self.resource;
         let mut new = match self.mode {
             Mode::Status => lifecycle::prepare_status_update(&new, old),
-            Mode::Main => {
+            Mode::Main | Mode::Scale => {
                 let mut new = new;
                 lifecycle::prepare_update(resource, &mut new, old);
                 new
@@ -88,6 +103,7 @@ impl Update<'_> {
         match self.mode {
             Mode::Main => crate::kubectl::managed::record(Some(old), &mut new, ""),
             Mode::Status => crate::kubectl::managed::record(Some(old), &mut new, "status"),
+            Mode::Scale => crate::kubectl::managed::record(Some(old), &mut new, "scale"),
             Mode::Raw => {}
         }
         if self.mode != Mode::Raw {
@@ -142,7 +158,12 @@ impl Update<'_> {
             release(reservation);
             return Ok(Some(new));
         }
-        match self.state.store.update(key, objects::encode(&new), kv.mod_revision).await {
+        match self
+            .state
+            .store
+            .update(key, objects::encode(&new), kv.mod_revision)
+            .await
+        {
             Ok(revision) => {
                 if is_service {
                     self.state.alloc.release_dropped(old, Some(&new));

@@ -1,6 +1,7 @@
 //! Request-path pieces kubectl relies on that cut across handlers: the field manager of
 //! the request being served ([`context`]), `metadata.managedFields` on every ordinary
-//! write ([`managed`]), and `fieldValidation` with upstream's messages ([`validation`]).
+//! write ([`managed`]), `fieldValidation` with upstream's messages ([`validation`]) and upstream's `omitempty`
+//! metadata ([`omitempty`]).
 //!
 //! Hook points: `router` scopes each resource request with [`context::scoped`]; create
 //! and `handlers::write::Update::commit` call [`managed::record`] after defaulting; the
@@ -8,4 +9,5 @@
 
 pub mod context;
 pub mod managed;
+pub mod omitempty;
 pub mod validation;

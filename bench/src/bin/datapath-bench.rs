@@ -1,7 +1,7 @@
 //! `cargo xtask bench datapath`: Waggle's ClusterIP vs kube-proxy iptables/nftables vs
-//! direct pod IP, side by side in one run; prints a Markdown table.
+//! direct pod IP, measured in interleaved rounds; prints a Markdown table.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -10,29 +10,85 @@ struct Args {
     /// Extra service counts to measure at (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "0,1000,10000")]
     counts: Vec<usize>,
-    /// Seconds of wrk per path.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds of each measured wrk window.
+    #[arg(long, default_value_t = 4)]
     seconds: u64,
+    /// Seconds of unmeasured wrk on the same path before each window (0: none).
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Rounds per phase; each round measures every path of the phase once.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Concurrent wrk connections.
     #[arg(long, default_value_t = 16)]
     connections: u32,
     /// Seconds of sockperf ping-pong per path.
     #[arg(long, default_value_t = 2)]
     sockperf_seconds: u32,
+    /// Milliseconds to wait after the conntrack flush before each window.
+    #[arg(long, default_value_t = 500)]
+    settle_ms: u64,
+    /// Seconds a rules load (iptables-restore, nft -f) may take before it is killed.
+    #[arg(long, default_value_t = 600)]
+    load_limit: u64,
+    /// Competitors to measure (comma-separated), each in its own phase.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "waggle,iptables,nftables"
+    )]
+    competitors: Vec<waggle_bench::run::Competitor>,
+    /// Also record `perf record -a -g` of the BPF-statistics windows into this directory.
+    #[arg(long)]
+    perf_dir: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    // RUST_LOG=waggle_bench=debug shows every BPF-statistics window.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let args = Args::parse();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("bench: load average before the run: {}", load.trim());
+    anyhow::ensure!(
+        args.rounds > 0 && args.seconds > 0,
+        "--rounds and --seconds must be at least 1"
+    );
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let started = Instant::now();
+    let before = load();
+    eprintln!("bench: load average before the run: {before}");
     let options = waggle_bench::run::Options {
         counts: args.counts,
         duration: Duration::from_secs(args.seconds),
+        warmup: Duration::from_secs(args.warmup),
+        rounds: args.rounds,
         connections: args.connections,
         sockperf_seconds: args.sockperf_seconds,
+        settle: Duration::from_millis(args.settle_ms),
+        load_limit: Duration::from_secs(args.load_limit),
+        competitors: args.competitors,
+        perf_dir: args.perf_dir,
     };
-    let rows = waggle_bench::run::run(&options)?;
-    println!("{}", waggle_bench::run::table(&rows));
+    let results = waggle_bench::run::run(&options)?;
+    let after = load();
+    println!("{}", waggle_bench::table::table(&results));
+    println!(
+        "Load average before the run: `{before}`; after: `{after}`; took {:.0?}. {} rounds per phase, {} s windows after {} s of warm-up, {} wrk connections.",
+        started.elapsed(),
+        options.rounds,
+        args.seconds,
+        args.warmup,
+        options.connections
+    );
     Ok(())
 }

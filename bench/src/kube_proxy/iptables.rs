@@ -28,7 +28,10 @@ pub fn restore_input(services: &[BenchService], cluster_cidr: &str) -> String {
         );
         let n = svc.endpoints.len();
         for (i, (ip, port)) in svc.endpoints.iter().enumerate() {
-            let sep_chain = format!("KUBE-SEP-{}", chain_hash(&[&id, "tcp", &format!("{ip}:{port}")]));
+            let sep_chain = format!(
+                "KUBE-SEP-{}",
+                chain_hash(&[&id, "tcp", &format!("{ip}:{port}")])
+            );
             let _ = writeln!(chains, ":{sep_chain} - [0:0]");
             let remaining = n - i;
             let to = format!("-m comment --comment \"{id} -> {ip}:{port}\"");
@@ -41,7 +44,10 @@ pub fn restore_input(services: &[BenchService], cluster_cidr: &str) -> String {
             } else {
                 let _ = writeln!(rules, "-A {svc_chain} {to} -j {sep_chain}");
             }
-            let _ = writeln!(rules, "-A {sep_chain} -s {ip}/32 -m comment --comment \"{id}\" -j KUBE-MARK-MASQ");
+            let _ = writeln!(
+                rules,
+                "-A {sep_chain} -s {ip}/32 -m comment --comment \"{id}\" -j KUBE-MARK-MASQ"
+            );
             let _ = writeln!(
                 rules,
                 "-A {sep_chain} -p tcp -m comment --comment \"{id}\" -m tcp -j DNAT --to-destination {ip}:{port}"
@@ -50,7 +56,13 @@ pub fn restore_input(services: &[BenchService], cluster_cidr: &str) -> String {
     }
     let mut out = String::new();
     out.push_str("*filter\n");
-    for chain in ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"] {
+    for chain in [
+        "KUBE-SERVICES",
+        "KUBE-EXTERNAL-SERVICES",
+        "KUBE-FORWARD",
+        "KUBE-NODEPORTS",
+        "KUBE-PROXY-FIREWALL",
+    ] {
         let _ = writeln!(out, ":{chain} - [0:0]");
     }
     out.push_str(
@@ -69,7 +81,12 @@ pub fn restore_input(services: &[BenchService], cluster_cidr: &str) -> String {
          COMMIT\n",
     );
     out.push_str("*nat\n");
-    for chain in ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"] {
+    for chain in [
+        "KUBE-SERVICES",
+        "KUBE-NODEPORTS",
+        "KUBE-POSTROUTING",
+        "KUBE-MARK-MASQ",
+    ] {
         let _ = writeln!(out, ":{chain} - [0:0]");
     }
     out.push_str(&chains);
@@ -110,11 +127,17 @@ mod tests {
         assert!(text.contains("--probability 0.33333333333"));
         assert!(text.contains("--probability 0.50000000000"));
         // The nodeports jump is the last rule of KUBE-SERVICES.
-        let last_services_rule = text.lines().filter(|l| l.starts_with("-A KUBE-SERVICES")).last().unwrap();
+        let last_services_rule = text
+            .lines()
+            .rfind(|l| l.starts_with("-A KUBE-SERVICES"))
+            .unwrap();
         assert!(last_services_rule.contains("addrtype --dst-type LOCAL -j KUBE-NODEPORTS"));
         let first = &services[0];
         assert!(text.contains(&format!("-d {}/32 -p tcp", first.cluster_ip)));
-        assert!(text.contains(&format!("DNAT --to-destination {}:8080", first.endpoints[0].0)));
+        assert!(text.contains(&format!(
+            "DNAT --to-destination {}:8080",
+            first.endpoints[0].0
+        )));
         assert_eq!(first.endpoints[0].0, Ipv4Addr::new(10, 245, 0, 0));
     }
 }

@@ -18,77 +18,94 @@
 //!   address the client used, and is the per-packet fallback for pods without socket
 //!   LB (DNAT of ClusterIP/externalIP/NodePort destinations, no SNAT).
 //!
-//! Both families: each entry point sends IPv6 frames to [`v6`] and everything else to
-//! the IPv4 logic in [`v4`] (non-IP frames, ICMP/ICMPv6 and so neighbour discovery,
-//! and other protocols pass unchanged). The two paths are separate BPF functions, so
-//! their stack frames are not added up against the 512-byte limit.
+//! Both families run the same code ([`path`], generic over [`Family`]): each entry
+//! point sends IPv6 frames to its `V6` instance and everything else to the `V4` one
+//! (non-IP frames, neighbour discovery, ICMP other than errors and other protocols
+//! pass unchanged). The instances are separate BPF functions, so their stack frames
+//! are not added up against the 512-byte limit; their state lives in per-CPU scratch
+//! memory ([`work`]). ICMP errors about translated connections are translated back by
+//! [`icmp`] on every path that translates replies.
 //! Each entry point is thin: a `try_*` function returns a verdict or a drop reason,
 //! which is counted in `DROPS`.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, __sk_buff},
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT},
     macros::classifier,
     programs::TcContext,
 };
 use waggle_ebpf_common::drop::{DROP_NO_BACKEND, DropReason};
 
 use crate::{
+    family::{Family, V4, V6},
     lb::{self, Client},
     maps::count_drop,
-    packet::{self, Parsed},
+    nat,
+    packet6::is_ipv6,
 };
 
-mod v4;
-mod v6;
+mod icmp;
+mod path;
+mod work;
+
+use work::{Scratch, Work};
 
 /// Uplink ingress: NodePort/externalIP traffic from outside, and replies of remote
 /// backends.
 #[classifier]
 pub fn tc_nodeport_ingress(ctx: TcContext) -> i32 {
-    if crate::packet6::is_ipv6(&ctx) {
-        return v6::nodeport_ingress(ctx.skb.skb);
+    if is_ipv6(&ctx) {
+        return nodeport_ingress::<V6>(ctx.skb.skb);
     }
-    ipv4_nodeport_ingress(ctx.skb.skb)
-}
-
-/// The IPv4 (and non-IP) path of [`tc_nodeport_ingress`], a BPF function of its own so that its
-/// stack frame is not added to the IPv6 path's.
-#[inline(never)]
-fn ipv4_nodeport_ingress(skb: *mut __sk_buff) -> i32 {
-    verdict(try_nodeport_ingress(&TcContext::new(skb)))
+    nodeport_ingress::<V4>(ctx.skb.skb)
 }
 
 /// Uplink egress: replies of local backends to external clients (reverse DNAT).
 #[classifier]
 pub fn tc_nodeport_egress(ctx: TcContext) -> i32 {
-    if crate::packet6::is_ipv6(&ctx) {
-        return v6::nodeport_egress(ctx.skb.skb);
+    if is_ipv6(&ctx) {
+        return nodeport_egress::<V6>(ctx.skb.skb);
     }
-    ipv4_nodeport_egress(ctx.skb.skb)
-}
-
-/// The IPv4 (and non-IP) path of [`tc_nodeport_egress`], a BPF function of its own so that its
-/// stack frame is not added to the IPv6 path's.
-#[inline(never)]
-fn ipv4_nodeport_egress(skb: *mut __sk_buff) -> i32 {
-    verdict(try_nodeport_egress(&TcContext::new(skb)))
+    nodeport_egress::<V4>(ctx.skb.skb)
 }
 
 /// Pod host-side veth ingress (traffic leaving the pod): replies of local backends,
 /// and service DNAT for pods without socket LB.
 #[classifier]
 pub fn tc_pod_egress(ctx: TcContext) -> i32 {
-    if crate::packet6::is_ipv6(&ctx) {
-        return v6::pod_egress(ctx.skb.skb);
+    if is_ipv6(&ctx) {
+        return pod_egress::<V6>(ctx.skb.skb);
     }
-    ipv4_pod_egress(ctx.skb.skb)
+    pod_egress::<V4>(ctx.skb.skb)
 }
 
-/// The IPv4 (and non-IP) path of [`tc_pod_egress`], a BPF function of its own so that its
-/// stack frame is not added to the IPv6 path's.
+/// [`tc_nodeport_ingress`] for one family, a BPF function of its own.
 #[inline(never)]
-fn ipv4_pod_egress(skb: *mut __sk_buff) -> i32 {
-    verdict(try_pod_egress(&TcContext::new(skb)))
+fn nodeport_ingress<F: Scratch>(skb: *mut __sk_buff) -> i32 {
+    let ctx = TcContext::new(skb);
+    match F::work() {
+        Some(w) => verdict(try_nodeport_ingress::<F>(&ctx, w)),
+        None => TC_ACT_OK,
+    }
+}
+
+/// [`tc_nodeport_egress`] for one family, a BPF function of its own.
+#[inline(never)]
+fn nodeport_egress<F: Scratch>(skb: *mut __sk_buff) -> i32 {
+    let ctx = TcContext::new(skb);
+    match F::work() {
+        Some(w) => verdict(try_nodeport_egress::<F>(&ctx, w)),
+        None => TC_ACT_OK,
+    }
+}
+
+/// [`tc_pod_egress`] for one family, a BPF function of its own.
+#[inline(never)]
+fn pod_egress<F: Scratch>(skb: *mut __sk_buff) -> i32 {
+    let ctx = TcContext::new(skb);
+    match F::work() {
+        Some(w) => verdict(try_pod_egress::<F>(&ctx, w)),
+        None => TC_ACT_OK,
+    }
 }
 
 /// The verdict of a handler: a drop reason is counted and the packet dropped.
@@ -103,18 +120,25 @@ fn verdict(result: Result<i32, DropReason>) -> i32 {
     }
 }
 
-fn try_nodeport_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
-    let Parsed::Ipv4(mut flow) = packet::parse(ctx)? else {
+#[inline(always)]
+fn try_nodeport_ingress<F: Family>(
+    ctx: &TcContext,
+    w: &mut Work<F::Addr>,
+) -> Result<i32, DropReason> {
+    if !F::parse(ctx, &mut w.flow)? {
         return Ok(TC_ACT_OK);
-    };
+    }
     let now = lb::now_secs();
-    if let Some(action) = v4::reverse(ctx, &mut flow, now, Deliver::Route)? {
+    if let Some(action) = reverse::<F>(ctx, w, now, Deliver::Route)? {
         return Ok(action);
     }
-    let Some((service, node_port)) = v4::external_service(&flow) else {
+    if !w.flow.has_ports() {
+        return Ok(TC_ACT_OK);
+    }
+    let Some((service, node_port)) = path::external_service::<F>(&w.flow) else {
         return Ok(TC_ACT_OK);
     };
-    match v4::translate(ctx, &mut flow, &service, Client::External, now) {
+    match path::translate::<F>(ctx, w, &service, Client::External, now) {
         // A NodePort without backends: leave the packet to the node's stack, where no
         // socket listens on the port, so TCP is refused with a RST (UDP with ICMP
         // port unreachable) at once. The refusal is still counted.
@@ -126,26 +150,50 @@ fn try_nodeport_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     }
 }
 
-fn try_nodeport_egress(ctx: &TcContext) -> Result<i32, DropReason> {
-    let Parsed::Ipv4(mut flow) = packet::parse(ctx)? else {
+#[inline(always)]
+fn try_nodeport_egress<F: Family>(
+    ctx: &TcContext,
+    w: &mut Work<F::Addr>,
+) -> Result<i32, DropReason> {
+    if !F::parse(ctx, &mut w.flow)? {
         return Ok(TC_ACT_OK);
-    };
+    }
     // Already routed to this device: translate in place and let it go out.
-    let action = v4::reverse(ctx, &mut flow, lb::now_secs(), Deliver::InPlace)?;
+    let action = reverse::<F>(ctx, w, lb::now_secs(), Deliver::InPlace)?;
     Ok(action.unwrap_or(TC_ACT_OK))
 }
 
-fn try_pod_egress(ctx: &TcContext) -> Result<i32, DropReason> {
-    let Parsed::Ipv4(mut flow) = packet::parse(ctx)? else {
+#[inline(always)]
+fn try_pod_egress<F: Family>(ctx: &TcContext, w: &mut Work<F::Addr>) -> Result<i32, DropReason> {
+    if !F::parse(ctx, &mut w.flow)? {
         return Ok(TC_ACT_OK);
-    };
+    }
     let now = lb::now_secs();
-    if let Some(action) = v4::reverse(ctx, &mut flow, now, Deliver::Route)? {
+    if let Some(action) = reverse::<F>(ctx, w, now, Deliver::Route)? {
         return Ok(action);
     }
-    match lb::lookup_any_v4(flow.dst_addr, flow.dst_port, flow.protocol) {
-        Some(service) => v4::translate(ctx, &mut flow, &service, Client::InNode, now),
+    if !w.flow.has_ports() {
+        return Ok(TC_ACT_OK);
+    }
+    match lb::lookup_any::<F>(w.flow.dst_addr, w.flow.dst_port, w.flow.protocol) {
+        Some(service) => path::translate::<F>(ctx, w, &service, Client::InNode, now),
         None => Ok(TC_ACT_OK),
+    }
+}
+
+/// A reply or an ICMP error of a tracked connection, translated back and sent on;
+/// `None` when the packet belongs to none.
+#[inline(always)]
+fn reverse<F: Family>(
+    ctx: &TcContext,
+    w: &mut Work<F::Addr>,
+    now: u32,
+    deliver: Deliver,
+) -> Result<Option<i32>, DropReason> {
+    if w.flow.has_ports() {
+        path::reverse::<F>(ctx, w, now, deliver)
+    } else {
+        icmp::reverse_error::<F>(ctx, w, now, deliver)
     }
 }
 
@@ -158,3 +206,13 @@ pub enum Deliver {
     InPlace,
 }
 
+impl Deliver {
+    /// The verdict for a translated packet.
+    #[inline(always)]
+    fn send<F: Family>(self, ctx: &TcContext, w: &mut Work<F::Addr>) -> i32 {
+        match self {
+            Deliver::Route => nat::forward::<F>(ctx, &w.flow, &mut w.fib),
+            Deliver::InPlace => TC_ACT_OK,
+        }
+    }
+}

@@ -45,7 +45,9 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Idle read connections kept open.
     pub read_connections: usize,
-    /// Events a watcher may fall behind before it is dropped.
+    /// Events a watcher may fall behind before it is dropped. The broadcast ring keeps
+    /// this many recent events resident, so it is also a memory bound (the API server
+    /// shares one store watch per resource among all its watchers).
     pub watch_buffer: usize,
     /// How often a watch reports `Progress` when it saw only other prefixes' writes.
     pub progress_interval: Option<Duration>,
@@ -57,7 +59,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_batch: 1024,
             read_connections: 4,
-            watch_buffer: 16_384,
+            watch_buffer: 4096,
             progress_interval: Some(Duration::from_secs(5)),
         }
     }

@@ -18,7 +18,9 @@ use clap::{Parser, Subcommand};
 
 pub use client::{ClientArgs, UdpArgs};
 pub use harness::{Netprobe, ProbeServer};
-pub use report::{Attempt, Greeting, Listening, ListeningLine, errno_name, read_error_name, show};
+pub use report::{
+    Attempt, Greeting, Listening, ListeningLine, errno_name, read_error_name, show, spread,
+};
 pub use server::ServeArgs;
 
 /// The netprobe command line.

@@ -1,6 +1,6 @@
 //! The JSON lines netprobe prints, one object per line.
 
-use std::net::SocketAddr;
+use std::{collections::BTreeMap, net::SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,18 @@ pub struct Attempt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub elapsed_us: u64,
+}
+
+/// How many attempts reached each server id (`--id`); panics on a failed attempt,
+/// naming `context` and the attempt.
+pub fn spread(attempts: &[Attempt], context: &str) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for attempt in attempts {
+        assert!(attempt.ok, "{context}: an attempt failed: {attempt:#?}");
+        let id = attempt.id.clone().expect("a reply names its server");
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    seen
 }
 
 impl Attempt {

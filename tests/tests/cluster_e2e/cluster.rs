@@ -3,7 +3,8 @@
 //! * `waggle server` in node 0's namespace, bound to node 0's fabric address
 //!   (`10.250.0.1:6443`), with its SQLite store in a temporary directory;
 //! * one `waggle proxy` per node in that node's namespace: socket LB on the node's
-//!   cgroup, the NodePort programs on its uplink, pins in the bed's private bpffs, and
+//!   cgroup, the NodePort programs on its uplink, NodePorts on the node addresses it
+//!   follows through netlink (the default), pins in the bed's private bpffs, and
 //!   the admin kubeconfig pointing at the server over the fabric;
 //! * the test's own client ([`ApiClient`]) in node 0's namespace.
 //!
@@ -12,89 +13,26 @@
 //! logs are printed.
 
 use std::{
-    fs::File,
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use kube::config::Kubeconfig;
 use tempfile::TempDir;
-use waggle_testbed::{Spawned, TestBed};
+use waggle_testbed::TestBed;
 
-use super::api::ApiClient;
+use super::{
+    api::ApiClient,
+    daemon_support::{Daemon, waggle_binary},
+};
 
 /// The API server's port on node 0's fabric address.
 pub const API_PORT: u16 = 6443;
 /// Where each proxy serves `/healthz` (loopback of its own node namespace).
 const HEALTHZ: &str = "127.0.0.1:10256";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A process of the cluster and its log file.
-struct Daemon {
-    name: String,
-    process: Spawned,
-    log: PathBuf,
-}
-
-impl Daemon {
-    /// Starts `command` with stdout and stderr appended to `dir/<name>.log`.
-    fn start(bed: &TestBed, dir: &Path, name: &str, mut command: Command) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let file = File::create(&log).expect("creating a log file");
-        command
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log fd"))
-            .stderr(file);
-        let process = bed
-            .spawn(command)
-            .unwrap_or_else(|error| panic!("starting {name}: {error}"));
-        Self {
-            name: name.to_owned(),
-            process,
-            log,
-        }
-    }
-
-    /// Panics with the log if the process has exited.
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.process.try_wait() {
-            panic!("{} exited ({status}):\n{}", self.name, read_log(&self.log));
-        }
-    }
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|error| format!("(cannot read {}: {error})", path.display()))
-}
-
-/// The `waggle` binary: `$WAGGLE_BIN`, else beside the test's profile directory
-/// (`target/<profile>/waggle`, the test runs from `target/<profile>/deps`). Cargo
-/// does not build another package's binaries for a test, so it must exist already.
-pub fn waggle_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let binary = match std::env::var_os("WAGGLE_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from target/<profile>/deps")
-            .join("waggle"),
-    };
-    assert!(
-        binary.is_file(),
-        "{} is missing: this end-to-end test runs the real `waggle` binary. Build it first with \
-         `cargo build -p waggle --bin waggle` (same CARGO_TARGET_DIR, profile and \
-         WAGGLE_BPF_OBJECT as the tests; `cargo xtask test` does this), or point WAGGLE_BIN at it",
-        binary.display()
-    );
-    binary
-}
 
 /// The server, the proxies and a client, on `bed`.
 pub struct Cluster {
@@ -138,7 +76,7 @@ impl Cluster {
                 Err(error) => assert!(
                     started.elapsed() < START_TIMEOUT,
                     "waggle server wrote no usable kubeconfig within {START_TIMEOUT:?} ({error:#}):\n{}",
-                    read_log(&server.log)
+                    server.read_log()
                 ),
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -147,7 +85,7 @@ impl Cluster {
             .unwrap_or_else(|error| panic!("building the API client: {error:#}"));
         let version = api
             .wait_until_serving(START_TIMEOUT)
-            .unwrap_or_else(|error| panic!("{error:#}\n{}", read_log(&server.log)));
+            .unwrap_or_else(|error| panic!("{error:#}\n{}", server.read_log()));
         eprintln!(
             "cluster: waggle server {version} serving at {api_addr} after {:?}",
             started.elapsed()
@@ -168,8 +106,6 @@ impl Cluster {
                 .arg("--pin-dir")
                 .arg(&pin_dir)
                 .args(["--uplink", node.uplink()])
-                .args(["--node-ip", &node.address().to_string()])
-                .args(["--node-ip", &node.address_v6().to_string()])
                 .args(["--healthz-addr", HEALTHZ]);
             proxies.push(Daemon::start(
                 bed,
@@ -180,21 +116,7 @@ impl Cluster {
             pin_dirs.push(pin_dir);
         }
         for (node, proxy) in bed.nodes().iter().zip(&mut proxies) {
-            let since = Instant::now();
-            loop {
-                proxy.check_alive();
-                let status = node.netns().run(|| healthz(HEALTHZ));
-                if status == Some(200) {
-                    break;
-                }
-                assert!(
-                    since.elapsed() < START_TIMEOUT,
-                    "{} not healthy within {START_TIMEOUT:?} (last /healthz status {status:?}):\n{}",
-                    proxy.name,
-                    read_log(&proxy.log)
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            proxy.wait_healthy(node.netns(), HEALTHZ, START_TIMEOUT);
         }
         eprintln!(
             "cluster: {} proxies synced, {:?} after start",
@@ -244,7 +166,7 @@ impl Drop for Cluster {
                     "----- {} log ({}) -----\n{}",
                     daemon.name,
                     daemon.log.display(),
-                    read_log(&daemon.log)
+                    daemon.read_log()
                 );
             }
             eprintln!(
@@ -272,17 +194,4 @@ fn rewrite_server(from: &Path, to: &Path, url: &str) -> anyhow::Result<()> {
     // JSON is YAML: every kubeconfig reader takes it.
     std::fs::write(to, serde_json::to_string_pretty(&config)?)?;
     Ok(())
-}
-
-/// The HTTP status of `GET /healthz` at `addr` (in the calling thread's namespace).
-fn healthz(addr: &str) -> Option<u16> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
 }

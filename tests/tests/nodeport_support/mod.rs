@@ -7,9 +7,18 @@
 
 #![allow(dead_code)]
 
+mod family;
+pub mod packets;
+
+#[allow(unused_imports)]
+pub use family::{BOTH, Ip, Tracked, socket};
+
 use std::{
     io::{BufRead, BufReader, Write},
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream, UdpSocket},
+    net::{
+        Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+        UdpSocket,
+    },
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -26,9 +35,11 @@ use waggle_datapath::{
 };
 use waggle_ebpf_common::{
     conntrack::{CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6},
+    lb::{
+        BackendV4, BackendV6, NodeConfig, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4,
+        ServiceKeyV6, ServiceValue, backend_flags, service_flags,
+    },
     maps,
-    lb::{BackendV4, BackendV6, NodeConfig, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4,
-        ServiceKeyV6, ServiceValue, backend_flags, service_flags},
 };
 use waggle_testbed::{NetNs, Pod, TestBed};
 
@@ -83,7 +94,15 @@ impl NodeDatapath {
                 .map(|program| Ok(datapath.attach_per_packet(*program, &uplink)?))
                 .collect::<Result<Vec<_>>>()
         })?;
-        Ok(Self { index, netns, address, address_v6, maps, attachments, datapath })
+        Ok(Self {
+            index,
+            netns,
+            address,
+            address_v6,
+            maps,
+            attachments,
+            datapath,
+        })
     }
 
     /// Attaches `tc_pod_egress` to the pod's host-side veth (the pod must be on this node).
@@ -92,7 +111,7 @@ impl NodeDatapath {
         let datapath = &mut self.datapath;
         let link = self
             .netns
-            .run(|| -> Result<_> { Ok(datapath.attach_per_packet(PerPacketProgram::PodEgress, &veth)?) })?;
+            .run(|| -> Result<_> { Ok(datapath.attach_pod_egress(&veth)?) })?;
         self.attachments.push(link);
         Ok(())
     }
@@ -103,8 +122,12 @@ impl NodeDatapath {
         if pod.node() == self.index {
             flags |= backend_flags::LOCAL;
         }
-        let backend =
-            BackendV4 { address: addr(pod.address()), port: port(BACKEND_PORT), protocol, flags };
+        let backend = BackendV4 {
+            address: addr(pod.address()),
+            port: port(BACKEND_PORT),
+            protocol,
+            flags,
+        };
         self.maps.backends_v4().insert(&id, &backend)?;
         Ok(())
     }
@@ -128,8 +151,13 @@ impl NodeDatapath {
             affinity_timeout: service.affinity_timeout,
         };
         for (slot, id) in backend_ids.iter().enumerate() {
-            let value = ServiceValue { backend_id: *id, ..Default::default() };
-            self.maps.services_v4().insert(&key(slot as u16 + 1), &value)?;
+            let value = ServiceValue {
+                backend_id: *id,
+                ..Default::default()
+            };
+            self.maps
+                .services_v4()
+                .insert(&key(slot as u16 + 1), &value)?;
         }
         self.maps.services_v4().insert(&key(0), &master)?;
         Ok(())
@@ -153,7 +181,12 @@ impl NodeDatapath {
 
     /// Programs an IPv6 service's master entry and slots in one scope (a NodePort
     /// entry has address `::`; `service.address_v6` otherwise).
-    pub fn program_v6(&mut self, service: &ServiceSpec, scope: u8, backend_ids: &[u32]) -> Result<()> {
+    pub fn program_v6(
+        &mut self,
+        service: &ServiceSpec,
+        scope: u8,
+        backend_ids: &[u32],
+    ) -> Result<()> {
         let key = |slot: u16| ServiceKeyV6 {
             address: service.address_v6.map_or([0; 16], |a| a.octets()),
             port: port(service.port),
@@ -171,8 +204,13 @@ impl NodeDatapath {
             affinity_timeout: service.affinity_timeout,
         };
         for (slot, id) in backend_ids.iter().enumerate() {
-            let value = ServiceValue { backend_id: *id, ..Default::default() };
-            self.maps.services_v6().insert(&key(slot as u16 + 1), &value)?;
+            let value = ServiceValue {
+                backend_id: *id,
+                ..Default::default()
+            };
+            self.maps
+                .services_v6()
+                .insert(&key(slot as u16 + 1), &value)?;
         }
         self.maps.services_v6().insert(&key(0), &master)?;
         Ok(())
@@ -180,14 +218,22 @@ impl NodeDatapath {
 
     /// Every IPv6 conntrack entry (`wg_ct6_v1`).
     pub fn conntrack_v6(&self) -> Result<Vec<(CtKeyV6, CtEntryV6)>> {
-        let map = self.datapath.ebpf().map(maps::CONNTRACK_V6).context("no conntrack map")?;
+        let map = self
+            .datapath
+            .ebpf()
+            .map(maps::CONNTRACK_V6)
+            .context("no conntrack map")?;
         let table: aya::maps::HashMap<_, CtKeyV6, CtEntryV6> = aya::maps::HashMap::try_from(map)?;
         Ok(table.iter().filter_map(Result::ok).collect())
     }
 
-    /// Every conntrack entry (`wg_ct4_v1`).
+    /// Every conntrack entry (`wg_ct4_v2`).
     pub fn conntrack(&self) -> Result<Vec<(CtKeyV4, CtEntryV4)>> {
-        let map = self.datapath.ebpf().map(maps::CONNTRACK_V4).context("no conntrack map")?;
+        let map = self
+            .datapath
+            .ebpf()
+            .map(maps::CONNTRACK_V4)
+            .context("no conntrack map")?;
         let table: aya::maps::HashMap<_, CtKeyV4, CtEntryV4> = aya::maps::HashMap::try_from(map)?;
         Ok(table.iter().filter_map(Result::ok).collect())
     }
@@ -195,7 +241,10 @@ impl NodeDatapath {
     /// A drop counter (summed over CPUs).
     pub fn drops(&self, reason: u32) -> Result<u64> {
         let counters = self.maps.drop_counters()?;
-        Ok(counters.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| *n))
+        Ok(counters
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n))
     }
 
     /// New connections counted for a service.
@@ -249,12 +298,20 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub fn start(pod: &Pod, id: &str) -> Result<Self> {
-        Self::listen(pod, id, SocketAddrV4::new(pod.address(), BACKEND_PORT).into())
+        Self::listen(
+            pod,
+            id,
+            SocketAddrV4::new(pod.address(), BACKEND_PORT).into(),
+        )
     }
 
     /// The same server on the pod's IPv6 address.
     pub fn start_v6(pod: &Pod, id: &str) -> Result<Self> {
-        Self::listen(pod, id, SocketAddrV6::new(pod.address_v6(), BACKEND_PORT, 0, 0).into())
+        Self::listen(
+            pod,
+            id,
+            SocketAddrV6::new(pod.address_v6(), BACKEND_PORT, 0, 0).into(),
+        )
     }
 
     fn listen(pod: &Pod, id: &str, bind: SocketAddr) -> Result<Self> {
@@ -274,7 +331,10 @@ impl TcpServer {
                 }
             }
         });
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -312,7 +372,14 @@ pub struct UdpServer {
 
 impl UdpServer {
     pub fn start(pod: &Pod, id: &str) -> Result<Self> {
-        let bind = SocketAddrV4::new(pod.address(), BACKEND_PORT);
+        Self::bind(
+            pod,
+            id,
+            SocketAddrV4::new(pod.address(), BACKEND_PORT).into(),
+        )
+    }
+
+    fn bind(pod: &Pod, id: &str, bind: SocketAddr) -> Result<Self> {
         let socket = pod.netns().run(|| UdpSocket::bind(bind))?;
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -326,7 +393,10 @@ impl UdpServer {
                 }
             }
         });
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -349,7 +419,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(netns: &NetNs, to: impl Into<SocketAddr>, timeout: Duration) -> std::io::Result<Self> {
+    pub fn connect(
+        netns: &NetNs,
+        to: impl Into<SocketAddr>,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
         let to = to.into();
         let stream = netns.run(|| TcpStream::connect_timeout(&to, timeout))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
@@ -360,7 +434,12 @@ impl Client {
             .split_once(' ')
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
             .ok_or_else(|| std::io::Error::other(format!("bad greeting {greeting:?}")))?;
-        Ok(Self { reader, writer, server, peer_seen })
+        Ok(Self {
+            reader,
+            writer,
+            server,
+            peer_seen,
+        })
     }
 
     /// Sends a line; returns the id of the server that answered it.
@@ -377,14 +456,18 @@ impl Client {
 fn read_line(reader: &mut BufReader<TcpStream>) -> std::io::Result<String> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     Ok(line.trim_end().to_owned())
 }
 
 /// One UDP request/reply from `socket` (created in a namespace) to `to`: the answering
 /// server's id and the peer it saw.
-pub fn udp_ask(socket: &UdpSocket, to: SocketAddrV4) -> Result<(String, String)> {
+pub fn udp_ask(socket: &UdpSocket, to: impl Into<SocketAddr>) -> Result<(String, String)> {
+    let to = to.into();
     socket.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut buf = [0u8; 256];
     // A reply may be lost while a neighbour entry resolves: retry a few times.

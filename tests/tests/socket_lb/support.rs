@@ -286,14 +286,7 @@ pub fn drops(maps: &PinnedLbMaps, reason: u32) -> u64 {
 
 /// How many attempts reached each server id; panics on a failed attempt.
 pub fn spread(attempts: &[Attempt]) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for attempt in attempts {
-        assert!(attempt.ok, "attempt failed: {attempt:#?}");
-        *seen
-            .entry(attempt.id.clone().expect("a reply names its server"))
-            .or_insert(0) += 1;
-    }
-    seen
+    waggle_testbed::probe::spread(attempts, "socket LB")
 }
 
 /// A pin directory `wgtest-<pid>-<n>` on the bed's private BPF filesystem (this machine

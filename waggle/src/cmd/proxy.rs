@@ -9,6 +9,8 @@ use std::{
 use anyhow::Context as _;
 use waggle_proxy::{
     daemon::{self, DaemonConfig, SourceConfig},
+    node_addresses::Cidr,
+    pod_interfaces::InterfacePattern,
     runner::RunnerConfig,
 };
 
@@ -37,10 +39,20 @@ pub struct Args {
     /// Where maps and program links are pinned (kept across restarts).
     #[arg(long)]
     pin_dir: Option<PathBuf>,
-    /// Addresses on which NodePorts answer (repeatable; default: every non-loopback
-    /// address of this network namespace).
+    /// Fixed addresses on which NodePorts answer, the first of each family also the
+    /// SNAT source (repeatable). Default: follow every non-loopback, non-link-local
+    /// address of this network namespace as interfaces gain and lose them.
     #[arg(long = "node-ip")]
     node_ips: Vec<IpAddr>,
+    /// Like kube-proxy's flag: CIDRs (comma-separated or repeated) narrowing the
+    /// followed node addresses NodePorts answer on. Default: all of them.
+    #[arg(long, value_delimiter = ',', conflicts_with = "node_ips")]
+    nodeport_addresses: Vec<Cidr>,
+    /// Attach the per-packet service fallback (`tc_pod_egress`) to host-side pod
+    /// interfaces matching these globs (comma-separated or repeated, e.g. `veth*`),
+    /// including ones created later; for pods without socket LB.
+    #[arg(long, value_delimiter = ',')]
+    per_packet_interfaces: Vec<InterfacePattern>,
     /// Prometheus metrics address (`/metrics`); "off" to disable.
     #[arg(long, default_value = "127.0.0.1:10249")]
     metrics_addr: String,
@@ -102,6 +114,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = DaemonConfig {
         node_name: args.node_name,
         node_addresses: args.node_ips,
+        node_port_cidrs: args.nodeport_addresses,
+        per_packet_interfaces: args.per_packet_interfaces,
         source,
         cgroup: args.cgroup,
         uplink: args.uplink,
