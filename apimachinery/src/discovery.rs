@@ -265,11 +265,13 @@ mod tests {
             "namespaces/finalize",
             "resourcequotas",
             "limitranges",
+            "serviceaccounts/token",
+            "persistentvolumeclaims/status",
         ] {
             assert!(names.contains(&served), "{served} missing");
         }
         assert!(
-            !names.contains(&"services/proxy") && !names.contains(&"serviceaccounts/token"),
+            !names.contains(&"services/proxy") && !names.contains(&"pods/proxy"),
             "{names:?}"
         );
         let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();

@@ -123,6 +123,12 @@ impl Resource {
                 verbs: &["create"],
             },
             "finalize" => own(&["update"]),
+            "token" => SubresourceInfo {
+                group: "authentication.k8s.io",
+                version: "v1",
+                kind: "TokenRequest",
+                verbs: &["create"],
+            },
             "proxy" => match self.kind {
                 "Pod" => core("PodProxyOptions", PROXY),
                 _ => core("NodeProxyOptions", PROXY),
@@ -264,7 +270,7 @@ pub static RESOURCES: &[Resource] = &[
         ["sa"],
         NONE,
         Namespaced,
-        []
+        ["token"]
     ),
     resource!(
         "",
@@ -309,6 +315,28 @@ pub static RESOURCES: &[Resource] = &[
         ALL,
         Namespaced,
         ["status", "scale"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        ["pv"],
+        NONE,
+        Cluster,
+        ["status"]
+    ),
+    resource!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        ["pvc"],
+        NONE,
+        Namespaced,
+        ["status"]
     ),
     resource!(
         "apps",
@@ -377,6 +405,50 @@ pub static RESOURCES: &[Resource] = &[
         ["status"]
     ),
     resource!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        ["cj"],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ["hpa"],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ["hpa"],
+        ALL,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        ["pdb"],
+        NONE,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
         "discovery.k8s.io",
         "v1",
         "EndpointSlice",
@@ -396,6 +468,94 @@ pub static RESOURCES: &[Resource] = &[
         ["netpol"],
         NONE,
         Namespaced,
+        []
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        ["ing"],
+        NONE,
+        Namespaced,
+        ["status"]
+    ),
+    resource!(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        "ingressclass",
+        [],
+        NONE,
+        Cluster,
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        [],
+        NONE,
+        Cluster,
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        [],
+        NONE,
+        Cluster,
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        [],
+        NONE,
+        Namespaced,
+        []
+    ),
+    resource!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        ["sc"],
+        NONE,
+        Cluster,
+        []
+    ),
+    resource!(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        ["pc"],
+        NONE,
+        Cluster,
         []
     ),
     resource!(
@@ -520,8 +680,13 @@ mod tests {
             [
                 "apps",
                 "batch",
+                "autoscaling",
+                "policy",
                 "discovery.k8s.io",
                 "networking.k8s.io",
+                "rbac.authorization.k8s.io",
+                "storage.k8s.io",
+                "scheduling.k8s.io",
                 "coordination.k8s.io",
                 "authentication.k8s.io",
                 "authorization.k8s.io"

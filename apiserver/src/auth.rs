@@ -1,8 +1,9 @@
 //! The authentication/authorization hook every request passes through.
 //!
-//! Authentication is a later issue: the server installs [`AllowAll`] for now; a real
-//! authenticator (client certificates, tokens) and authorizer (RBAC) implement
-//! [`Gate`] and replace it without touching routing.
+//! The server installs [`crate::authn::Authenticator`] (client certificates, the admin
+//! token, service-account tokens; every request allowed); an authorizer (RBAC) will
+//! implement [`Gate::authorize`] without touching routing. [`AllowAll`] treats every
+//! request as the cluster admin.
 
 use http::request::Parts;
 
@@ -12,7 +13,17 @@ use crate::status::ApiError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub name: String,
+    /// Empty when the credential names no uid (certificates, the admin token).
+    pub uid: String,
     pub groups: Vec<String>,
+    /// Extra attributes (`authentication.kubernetes.io/credential-id`, ...), in order.
+    pub extra: Vec<(String, Vec<String>)>,
+}
+
+impl User {
+    pub fn new(name: &str, groups: Vec<String>) -> Self {
+        User { name: name.to_owned(), uid: String::new(), groups, extra: Vec::new() }
+    }
 }
 
 /// What a request does, for authorization.
@@ -41,7 +52,7 @@ pub struct AllowAll;
 
 impl Gate for AllowAll {
     fn authenticate(&self, _request: &Parts) -> Result<User, ApiError> {
-        Ok(User { name: "admin".into(), groups: vec!["system:masters".into(), "system:authenticated".into()] })
+        Ok(User::new("admin", vec!["system:masters".into(), "system:authenticated".into()]))
     }
 
     fn authorize(&self, _user: &User, _attributes: &Attributes) -> Result<(), ApiError> {

@@ -103,6 +103,44 @@ pub fn apply(resource: &Resource, obj: &mut Value) {
                 }
             }
         }
+        ("batch", "CronJob") => {
+            let spec = child(obj, "spec");
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
+            job_spec(child(child(spec, "jobTemplate"), "spec"));
+        }
+        ("", "PersistentVolume") => {
+            let spec = child(obj, "spec");
+            default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+            default(spec, "volumeMode", json!("Filesystem"));
+        }
+        ("", "PersistentVolumeClaim") => default(child(obj, "spec"), "volumeMode", json!("Filesystem")),
+        ("scheduling.k8s.io", "PriorityClass") => default(obj, "preemptionPolicy", json!("PreemptLowerPriority")),
+        ("storage.k8s.io", "StorageClass") => {
+            default(obj, "reclaimPolicy", json!("Delete"));
+            default(obj, "volumeBindingMode", json!("Immediate"));
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let v2 = obj.get("apiVersion").and_then(Value::as_str) == Some("autoscaling/v2");
+            let spec = child(obj, "spec");
+            default(spec, "minReplicas", json!(1));
+            if v2 && spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+                spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+            }
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            for subject in obj.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
+                let group = match subject.get("kind").and_then(Value::as_str) {
+                    Some("ServiceAccount") => "",
+                    Some("User" | "Group") => "rbac.authorization.k8s.io",
+                    _ => continue,
+                };
+                default(subject, "apiGroup", json!(group));
+            }
+        }
         ("networking.k8s.io", "NetworkPolicy") => {
             let spec = child(obj, "spec");
             default(spec, "podSelector", json!({}));
@@ -131,15 +169,8 @@ fn job(obj: &mut Value) {
         .to_owned();
     let name = crate::objects::name(obj).to_owned();
     let spec = child(obj, "spec");
-    default(spec, "parallelism", json!(1));
-    default(spec, "backoffLimit", json!(6));
-    default(spec, "completionMode", json!("NonIndexed"));
-    default(spec, "suspend", json!(false));
-    default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    job_spec(spec);
     default(spec, "manualSelector", json!(false));
-    if spec.get("completions").is_none() {
-        spec["completions"] = spec["parallelism"].clone();
-    }
     // As upstream, a Job without a manual selector selects its pods by its uid.
     if spec.get("manualSelector") != Some(&json!(true))
         && !uid.is_empty()
@@ -151,6 +182,18 @@ fn job(obj: &mut Value) {
         default(labels, "controller-uid", json!(uid));
         default(labels, "batch.kubernetes.io/job-name", json!(name));
         default(labels, "job-name", json!(name));
+    }
+}
+
+/// The defaults of a Job's spec, also applied to a CronJob's job template.
+fn job_spec(spec: &mut Value) {
+    default(spec, "parallelism", json!(1));
+    default(spec, "backoffLimit", json!(6));
+    default(spec, "completionMode", json!("NonIndexed"));
+    default(spec, "suspend", json!(false));
+    default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    if spec.get("completions").is_none() {
+        spec["completions"] = spec["parallelism"].clone();
     }
     template(spec);
 }

@@ -11,7 +11,9 @@
 pub mod admin_cert;
 pub mod alloc;
 pub mod auth;
+pub mod authn;
 pub mod body;
+pub mod convert;
 pub mod defaults;
 pub mod discovery;
 pub mod fanout;

@@ -12,8 +12,12 @@ fn tracks_generation(resource: &Resource) -> bool {
     !matches!(
         (resource.group, resource.kind),
         ("", "ConfigMap" | "Secret" | "Event" | "Endpoints" | "ServiceAccount" | "Namespace" | "Node")
+            | ("", "PersistentVolume" | "PersistentVolumeClaim")
             | ("coordination.k8s.io", "Lease")
             | ("apps", "ControllerRevision")
+            | ("rbac.authorization.k8s.io", _)
+            | ("scheduling.k8s.io", "PriorityClass")
+            | ("storage.k8s.io", "StorageClass")
     )
 }
 
@@ -46,6 +50,11 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) {
         }
         ("", "Node") => {}
         ("", "Service") => obj["status"] = json!({"loadBalancer": {}}),
+        ("", "PersistentVolume" | "PersistentVolumeClaim") => obj["status"] = json!({"phase": "Pending"}),
+        ("networking.k8s.io", "Ingress") => obj["status"] = json!({"loadBalancer": {}}),
+        ("policy", "PodDisruptionBudget") => {
+            obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
+        }
         _ => obj["status"] = json!({}),
     }
 }

@@ -11,7 +11,7 @@ use waggle_apimachinery::registry;
 use waggle_store::{ListOptions, Store, StoreError};
 
 use crate::alloc::{Allocator, Cidr, NODE_PORTS};
-use crate::auth::AllowAll;
+use crate::authn::{Authenticator, peer::ClientCertAcceptor, tokens::Issuer};
 use crate::metrics::Metrics;
 use crate::state::{ApiState, Settings, Shared};
 use crate::{keys, kubeconfig, lifecycle, namespaces, objects, router, tls};
@@ -146,6 +146,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     hosts.push(config.service_cidrs[0].nth(0).to_string());
     hosts.extend(config.extra_sans.iter().cloned());
     let material = tls::load_or_create(&config.data_dir.join("pki"), &hosts)?;
+    let tokens = Arc::new(Issuer::load_or_create(&config.data_dir.join("pki"))?);
 
     let state: Shared = Arc::new(ApiState {
         fanout: crate::fanout::Fanout::new(config.store.clone()),
@@ -153,6 +154,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         alloc: Allocator::new(config.service_cidrs.clone(), NODE_PORTS),
         metrics: Metrics::default(),
         settings: config.settings,
+        tokens: tokens.clone(),
     });
     bootstrap(&state).await?;
 
@@ -171,13 +173,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let app = router::router(
         state.clone(),
-        Arc::new(AllowAll),
+        Arc::new(Authenticator::new(token, tokens)),
         client_addr(https_addr).to_string(),
     );
     let handle = axum_server::Handle::new();
     let rustls_config =
         axum_server::tls_rustls::RustlsConfig::from_config(tls::server_config(&material)?);
-    let server = axum_server::from_tcp_rustls(https, rustls_config).handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(https, rustls_config)
+        .map(ClientCertAcceptor::new)
+        .handle(handle.clone());
     let https_app = app.clone();
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = server.serve(https_app.into_make_service()).await {

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub settings: Settings,
     /// The shared store watches that every watch request subscribes to.
     pub fanout: Fanout,
+    /// Signs the service-account tokens `TokenRequest` issues.
+    pub tokens: Arc<crate::authn::tokens::Issuer>,
 }
 
 pub type Shared = Arc<ApiState>;

@@ -194,10 +194,20 @@ impl ApiError {
     /// `Pod "x" is invalid: [a: Required value, b: ...]`; kinds outside the core group
     /// are qualified (`Deployment.apps "x" is invalid: ...`), as upstream's `NewInvalid`.
     pub fn invalid(kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let group = waggle_apimachinery::registry::RESOURCES
+        let resources = waggle_apimachinery::registry::RESOURCES;
+        // A served kind, or the kind a subresource takes (`TokenRequest`, `Eviction`).
+        let group = resources
             .iter()
             .find(|r| r.kind == kind)
-            .map_or("", |r| r.group);
+            .map(|r| r.group)
+            .or_else(|| {
+                resources
+                    .iter()
+                    .flat_map(|r| r.subresources.iter().filter_map(|s| r.subresource_info(s)))
+                    .find(|info| info.kind == kind)
+                    .map(|info| info.group)
+            })
+            .unwrap_or("");
         let qualified_kind = if group.is_empty() {
             kind.to_owned()
         } else {

@@ -4,7 +4,7 @@
 //! Objects are stored as the client sent them (unknown fields preserved); the typed
 //! decode only finds what upstream's decoder would reject or warn about.
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery, networking};
+use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling, storage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -39,6 +39,22 @@ fn typed_roundtrip(resource: &Resource, value: &Value) -> Result<Option<Value>, 
         ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(value),
         ("networking.k8s.io", "NetworkPolicy") => roundtrip::<networking::v1::NetworkPolicy>(value),
         ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(value),
+        ("", "PersistentVolume") => roundtrip::<core::v1::PersistentVolume>(value),
+        ("", "PersistentVolumeClaim") => roundtrip::<core::v1::PersistentVolumeClaim>(value),
+        ("batch", "CronJob") => roundtrip::<batch::v1::CronJob>(value),
+        ("networking.k8s.io", "Ingress") => roundtrip::<networking::v1::Ingress>(value),
+        ("networking.k8s.io", "IngressClass") => roundtrip::<networking::v1::IngressClass>(value),
+        ("policy", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(value),
+        ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(value),
+        ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(value),
+        ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<rbac::v1::ClusterRole>(value),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(value),
+        ("scheduling.k8s.io", "PriorityClass") => roundtrip::<scheduling::v1::PriorityClass>(value),
+        ("storage.k8s.io", "StorageClass") => roundtrip::<storage::v1::StorageClass>(value),
+        ("autoscaling", "HorizontalPodAutoscaler") if resource.version == "v1" => {
+            roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(value)
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => roundtrip::<autoscaling::v2::HorizontalPodAutoscaler>(value),
         _ => return Ok(None),
     };
     result.map(Some)
@@ -86,7 +102,12 @@ fn unknown_fields(original: &Value, typed: &Value, path: &str, out: &mut Vec<Str
 /// Maps whose keys are data, not fields (labels, data, selectors...), never report.
 fn is_free_form(path: &str) -> bool {
     let last = path.rsplit('.').next().unwrap_or(path);
-    matches!(last, "labels" | "annotations" | "data" | "binaryData" | "stringData" | "selector" | "matchLabels" | "nodeSelector" | "limits" | "requests" | "capacity" | "allocatable")
+    matches!(
+        last,
+        "labels" | "annotations" | "data" | "binaryData" | "stringData" | "selector" | "matchLabels" | "nodeSelector"
+            | "limits" | "requests" | "capacity" | "allocatable" | "parameters" | "volumeAttributes" | "hard" | "used"
+            | "allocatedResources" | "allocatedResourceStatuses" | "disruptedPods"
+    )
 }
 
 #[cfg(test)]

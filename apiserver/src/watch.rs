@@ -99,16 +99,18 @@ impl Watcher {
             }
             WatchEvent::Progress { .. } => return Ok(None),
         };
-        if !self.tables {
+        if !self.tables && !crate::convert::needed(self.resource) {
             return change.line(kind).map(Some);
         }
-        let object = match kind {
+        let mut object = match kind {
             EventType::Deleted => change
                 .previous()?
                 .ok_or_else(|| ApiError::internal("a delete without its object"))?,
             _ => change.current()?,
-        };
-        Ok(Some(self.line(kind.as_str(), object.clone())))
+        }
+        .clone();
+        crate::convert::to_request(self.resource, &mut object);
+        Ok(Some(self.line(kind.as_str(), object)))
     }
 }
 
@@ -210,12 +212,13 @@ pub async fn watch(
             let page =
                 crate::handlers::list::read_page(&state, &list_target, &unpaged, &watcher.filter)
                     .await?;
-            for obj in page.items {
+            for mut obj in page.items {
                 if target
                     .name
                     .as_deref()
                     .is_none_or(|n| n == objects::name(&obj))
                 {
+                    crate::convert::to_request(resource, &mut obj);
                     initial.push(watcher.line("ADDED", obj));
                 }
             }

@@ -46,6 +46,34 @@ fn sample(kind: &str, name: &str) -> Value {
         "LimitRange" => {
             json!({"spec": {"limits": [{"type": "Container", "default": {"cpu": "500m"}}]}})
         }
+        "PersistentVolume" => {
+            json!({"spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/srv"}}})
+        }
+        "PersistentVolumeClaim" => {
+            json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        }
+        "CronJob" => {
+            let mut t = pod_template(name);
+            t["spec"]["restartPolicy"] = json!("OnFailure");
+            json!({"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": t}}}})
+        }
+        "HorizontalPodAutoscaler" => {
+            json!({"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3}})
+        }
+        "PodDisruptionBudget" => json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}}),
+        "Ingress" => {
+            json!({"spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})
+        }
+        "IngressClass" => json!({"spec": {"controller": "example.com/ingress"}}),
+        "Role" | "ClusterRole" => {
+            json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+        }
+        "RoleBinding" | "ClusterRoleBinding" => json!({
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "crud"}],
+        }),
+        "StorageClass" => json!({"provisioner": "example.com/disk"}),
+        "PriorityClass" => json!({"value": 100}),
         other => panic!("no sample for {other}"),
     };
     let mut obj = body;

@@ -7,8 +7,10 @@
 //! The rules of (c) and (d) are generated in kube-proxy's own layout
 //! ([`kube_proxy`]); the traps listed in `shared/notes/benchmarking.md` (conntrack
 //! carry-over, SYN retransmits, SNAT port policy, rules taxing direct traffic) are
-//! handled in [`env`]; every path is measured in several rounds in rotating order
-//! ([`rounds`]), and the socket-LB programs' own cost per connection is read from the
+//! handled in [`env`]; every path is measured in many short rounds in a balanced
+//! order and compared by same-round ratios with a confidence interval ([`rounds`]),
+//! with the steal time of every window ([`steal`]); and the socket-LB programs' own
+//! cost per connection is read from the
 //! kernel's BPF statistics ([`bpf_stats`]). Start at [`run::run`], the table is
 //! [`table::table`].
 
@@ -19,5 +21,6 @@ pub mod load;
 pub mod rounds;
 pub mod run;
 pub mod services;
+pub mod steal;
 pub mod table;
 pub mod waggle;

@@ -1,9 +1,10 @@
 //! The benchmark matrix. For each count of extra services, each competitor's rules or
 //! programs are loaded once, and its paths are measured in rounds: every round
-//! measures each path once, in an order rotated from round to round, each window
-//! preceded by the same conntrack flush, settle time and warm-up. Rates are reported
-//! as the median (and range) over the rounds, and as ratios to a baseline measured in
-//! the same round.
+//! measures each path once, in a balanced order ([`order`]), each window preceded by
+//! the same conntrack flush, settle time and warm-up, with the steal time of each
+//! window recorded. Rates are reported as the median (and range) over the rounds, and
+//! as ratios to a baseline measured in the same round (summarised with quartiles and a
+//! confidence interval of the median in the table).
 //!
 //! | phase    | loaded                  | paths (the first is the round's baseline)          |
 //! |----------|-------------------------|----------------------------------------------------|
@@ -27,8 +28,9 @@ use crate::{
     env::{ClientCgroup, HTTP_PORT, Stage, UNATTACHED_HTTP_PORT},
     kube_proxy::{iptables, nftables},
     load::{SockperfReport, WrkReport},
-    rounds::{Spread, rotation},
+    rounds::{Spread, order},
     services::{self, BenchService},
+    steal::CpuTimes,
     waggle::WaggleProxy,
 };
 
@@ -43,8 +45,10 @@ pub struct Options {
     pub duration: Duration,
     /// Unmeasured wrk run on the same path right before each measured window.
     pub warmup: Duration,
-    /// Rounds per phase (every path measured once per round).
+    /// Rounds per phase (every path measured once per round, in [`order`]).
     pub rounds: usize,
+    /// One-second windows per path with the BPF statistics on.
+    pub stats_windows: usize,
     pub connections: u32,
     pub sockperf_seconds: u32,
     /// Pause after the conntrack flush before each window.
@@ -114,6 +118,8 @@ pub struct Window {
     pub wrk: WrkReport,
     /// SYN retransmits and PAWS rejects in the client and server pods.
     pub syn_trouble: u64,
+    /// Share of the machine's CPU time stolen by the hypervisor during the window.
+    pub steal: f64,
 }
 
 /// Every window of one path at one service count.
@@ -283,7 +289,7 @@ fn rules_phase(
     Ok(())
 }
 
-/// `options.rounds` rounds over `paths` in rotating order, then one latency run per path.
+/// `options.rounds` rounds over `paths` in [`order`], then one latency run per path.
 fn measure_phase(
     stage: &Stage,
     options: &Options,
@@ -292,13 +298,14 @@ fn measure_phase(
 ) -> anyhow::Result<Vec<PathResult>> {
     let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
     for round in 0..options.rounds {
-        for index in rotation(paths.len(), round) {
+        for index in order(paths.len(), round) {
             let window = measure_window(stage, options, paths[index])?;
             eprintln!(
-                "bench:   round {} {:<44} {:>9.0} conn/s{}",
+                "bench:   round {:>2} {:<44} {:>9.0} conn/s  steal {:>4.1}%{}",
                 round + 1,
                 paths[index].label(),
                 window.wrk.requests_per_sec,
+                window.steal * 100.0,
                 if window.syn_trouble > 0 {
                     format!("  ({} SYN retransmits/PAWS)", window.syn_trouble)
                 } else {
@@ -373,14 +380,20 @@ fn measure_window(stage: &Stage, options: &Options, path: PathKind) -> anyhow::R
             .with_context(|| format!("{} (warm-up)", path.label()))?;
     }
     let before = stage.syn_trouble_counters();
+    let cpu = CpuTimes::now();
     let wrk = stage
         .wrk(cgroup, ip, port, options.duration, options.connections)
         .with_context(|| path.label())?;
+    let steal = cpu.steal_until(CpuTimes::now());
     let syn_trouble = stage.syn_trouble_counters().saturating_sub(before);
-    Ok(Window { wrk, syn_trouble })
+    Ok(Window {
+        wrk,
+        syn_trouble,
+        steal,
+    })
 }
 
-/// With the kernel's BPF statistics on, `options.rounds` one-second windows per path
+/// With the kernel's BPF statistics on, `options.stats_windows` one-second windows per path
 /// (statistics read from the programs attached to the node cgroup between windows):
 /// the cost per run is reported as the median over the windows, which a vCPU stall
 /// in one window cannot move.
@@ -398,7 +411,7 @@ fn bpf_cost(stage: &Stage, options: &Options, paths: &[PathKind]) -> anyhow::Res
         };
         let mut requests = 0;
         let mut samples: BTreeMap<(String, String), Vec<(u64, u64)>> = BTreeMap::new();
-        for _ in 0..options.rounds {
+        for _ in 0..options.stats_windows {
             let before = bpf_stats::attached(cgroup)?;
             let wrk = stage
                 .wrk(client, ip, port, second, options.connections)
@@ -527,6 +540,7 @@ mod tests {
                     ..Default::default()
                 },
                 syn_trouble: 0,
+                steal: 0.0,
             })
             .collect()
     }

@@ -4,20 +4,24 @@
 use std::{fmt::Write, time::Duration};
 
 use crate::{
-    rounds::Spread,
-    run::{CountResult, PathKind, PathResult},
+    rounds::{RatioSummary, Spread, Verdict},
+    run::{Competitor, CountResult, PathKind, PathResult},
 };
+
+/// Issue #3's target: Waggle's ClusterIP at >= 0.95x the new-connection rate of direct
+/// pod IP, read from the same-round ratios.
+pub const TARGET_RATIO: f64 = 0.95;
 
 /// The table and the notes under it.
 pub fn table(results: &[CountResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| services | path | new conn/s: median (min–max) | vs direct (medians) | vs same-round baseline: median (min–max) | wrk p50 | wrk p99 | rr p50 (µs) | rr p99 (µs) | errors | SYN retrans/PAWS | rules/maps programmed in |"
+        "| services | path | new conn/s: median (min–max) | vs direct (medians) | vs same-round baseline: median [95% CI] (IQR) | steal: median (max) | wrk p50 | wrk p99 | rr p50 (µs) | rr p99 (µs) | errors | SYN retrans/PAWS | rules/maps programmed in |"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for count in results {
         let direct = count
@@ -52,23 +56,28 @@ fn line(path: &PathResult, direct: f64) -> String {
         format!("{:.0} ({:.0}–{:.0})", s.median, s.min, s.max)
     });
     let ratio = rate.map_or("-".into(), |s| format!("{:.2}x", s.median / direct));
-    let paired = match (path.baseline, Spread::of(path.paired.iter().copied())) {
+    let paired = match (path.baseline, RatioSummary::of(path.paired.iter().copied())) {
         (Some(baseline), Some(s)) => format!(
-            "{:.2}x ({:.2}–{:.2}) of {}",
+            "{:.2}x [{:.2}–{:.2}] ({:.2}–{:.2}) of {}",
             s.median,
-            s.min,
-            s.max,
+            s.ci_low,
+            s.ci_high,
+            s.q1,
+            s.q3,
             short(baseline)
         ),
         _ => String::new(),
     };
+    let steal = Spread::of(path.windows.iter().map(|w| w.steal * 100.0))
+        .map_or("-".into(), |s| format!("{:.1}% ({:.1}%)", s.median, s.max));
     format!(
-        "| {} | {} | {} | {} | {} | {:.0?} | {:.0?} | {:.1} | {:.1} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {:.0?} | {:.0?} | {:.1} | {:.1} | {} | {} | {} |",
         path.services,
         path.path.label(),
         rate_cell,
         ratio,
         paired,
+        steal,
         median_duration(path.windows.iter().map(|w| w.wrk.latency_p50)),
         median_duration(path.windows.iter().map(|w| w.wrk.latency_p99)),
         path.latency.p50_us,
@@ -114,6 +123,9 @@ fn notes(count: &CountResult) -> String {
             count.per_packet_programs.join(", ")
         );
     }
+    if let Some(verdict) = target_verdict(count) {
+        let _ = write!(out, "\n  - {verdict}");
+    }
     for cost in &count.bpf {
         let _ = write!(
             out,
@@ -138,6 +150,32 @@ fn notes(count: &CountResult) -> String {
         }
     }
     out
+}
+
+/// Issue #3's verdict at this count, from the 95% interval of Waggle's same-round
+/// ClusterIP/direct ratios; `None` when Waggle was not measured.
+fn target_verdict(count: &CountResult) -> Option<String> {
+    let path = count
+        .paths
+        .iter()
+        .find(|p| p.path == PathKind::ClusterIp(Competitor::Waggle))?;
+    let s = RatioSummary::of(path.paired.iter().copied())?;
+    let reading = match s.verdict(TARGET_RATIO) {
+        Verdict::Met => "met: the whole interval is at or above it",
+        Verdict::Missed => "missed: the whole interval is below it",
+        Verdict::Undecided if s.confidence < 0.95 => {
+            "not decided by this run: too few rounds for a 95% interval"
+        }
+        Verdict::Undecided => "not decided by this run: the interval contains it",
+    };
+    Some(format!(
+        "Target ClusterIP via waggle eBPF >= {TARGET_RATIO:.2}x of direct (same-round ratios, {} rounds, median {:.2}x, {:.1}% interval {:.2}–{:.2}): {reading}.",
+        s.rounds,
+        s.median,
+        s.confidence * 100.0,
+        s.ci_low,
+        s.ci_high
+    ))
 }
 
 #[cfg(test)]
@@ -166,6 +204,7 @@ mod tests {
                         ..Default::default()
                     },
                     syn_trouble: 0,
+                    steal: 0.01,
                 })
                 .collect(),
             baseline,
@@ -203,7 +242,13 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| 950 (880–1000) | 0.95x | 0.95x (0.91–0.98) of direct |"),
+            text.contains(
+                "| 950 (880–1000) | 0.95x | 0.95x [0.91–0.98] (0.93–0.96) of direct | 1.0% (1.0%) |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("3 rounds, median 0.95x, 75.0% interval 0.91–0.98): not decided by this run: too few rounds"),
             "{text}"
         );
         assert!(text.contains("waggle `0.50 0.40 0.30 1/90 1`"), "{text}");

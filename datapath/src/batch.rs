@@ -29,6 +29,13 @@ const ENOTSUPP: i32 = 524;
 /// Elements per syscall: bounds the time one call holds the CPU in the kernel.
 pub const CHUNK: usize = 8192;
 
+/// Fewest elements [`update_split`] hands to one thread: below this, starting a
+/// thread costs more than the writes it takes over.
+pub const SPLIT_MIN: usize = 4096;
+
+/// Most threads [`update_split`] writes with.
+const SPLIT_MAX_THREADS: usize = 4;
+
 /// Bytes of values one lookup call reads at most (Maglev tables are 64 KiB each).
 const LOOKUP_BYTES: usize = 4 << 20;
 
@@ -128,6 +135,59 @@ pub fn update<K: Pod, V: Pod>(
     Ok(())
 }
 
+/// Writes `keys[i] → values[i]` for every `i` like [`update`], but splits a large
+/// batch into contiguous parts written concurrently from up to one thread per CPU
+/// (at most 4, each with at least [`SPLIT_MIN`] elements): the kernel's hash maps lock
+/// per bucket, so writers of one map rarely wait for each other. The order of the
+/// writes is therefore not the array order; use it only for entries that do not
+/// depend on one another. On error, elements outside the failed part may have been
+/// written too (upserts are idempotent; the caller rewrites).
+pub fn update_split<K: Pod + Sync, V: Pod + Sync>(
+    fd: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> Result<(), BatchError> {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    if keys.len() < 2 * SPLIT_MIN {
+        return update(fd, keys, values);
+    }
+    // Asked once: std reads the cgroup's CPU quota files to answer.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let parts = cpus
+        .min(SPLIT_MAX_THREADS)
+        .min(keys.len() / SPLIT_MIN)
+        .max(1);
+    if parts == 1 {
+        return update(fd, keys, values);
+    }
+    let size = keys.len().div_ceil(parts);
+    std::thread::scope(|scope| {
+        let mut parts = keys.chunks(size).zip(values.chunks(size)).enumerate();
+        // The first part is written on this thread, the others on their own.
+        let (_, (first_keys, first_values)) = parts.next().expect("at least two parts");
+        let others: Vec<_> = parts
+            .map(|(i, (k, v))| (i * size, scope.spawn(move || update(fd, k, v))))
+            .collect();
+        let mut result = update(fd, first_keys, first_values);
+        for (offset, handle) in others {
+            let part = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            if result.is_ok() {
+                result = part.map_err(|error| match error {
+                    BatchError::Failed { index, source } => BatchError::Failed {
+                        index: offset + index,
+                        source,
+                    },
+                    unsupported => unsupported,
+                });
+            }
+        }
+        result
+    })
+}
+
 /// Deletes every key of `keys`, in order; keys that are absent are skipped.
 pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<(), BatchError> {
     let mut rest = keys;
@@ -164,13 +224,14 @@ pub fn delete<K: Pod>(fd: BorrowedFd<'_>, keys: &[K]) -> Result<(), BatchError> 
     Ok(())
 }
 
-/// Reads every entry of a hash map (`K`, `V`: the map's key and value types).
+/// Reads every entry of a hash or array map (`K`, `V`: the map's key and value types;
+/// an array yields every slot).
 pub fn lookup_all<K: Pod, V: Pod>(fd: BorrowedFd<'_>) -> Result<Vec<(K, V)>, BatchError> {
     let chunk = (LOOKUP_BYTES / size_of::<V>().max(1)).clamp(1, CHUNK);
     let mut out = Vec::new();
     let mut keys: Vec<MaybeUninit<K>> = Vec::with_capacity(chunk);
     let mut values: Vec<MaybeUninit<V>> = Vec::with_capacity(chunk);
-    // The hash map's cursor is a bucket index (u32).
+    // The cursor is a bucket index (hash map) or an index (array), both u32.
     let mut cursor = 0u32;
     let mut first = true;
     loop {

@@ -11,7 +11,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::batch::{self, BatchError};
+use crate::{
+    array_table::ArrayTable,
+    batch::{self, BatchError},
+};
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
@@ -76,6 +79,13 @@ pub trait MapTable<K, V> {
             .try_for_each(|(k, v)| self.insert(k, v))
     }
 
+    /// Writes `keys[i] → values[i]` for every `i`, where no entry depends on another
+    /// of the batch being written first: a large batch may be written concurrently,
+    /// in no particular order. Returns when all are written.
+    fn insert_batch_unordered(&mut self, keys: &[K], values: &[V]) -> Result<(), LbMapError> {
+        self.insert_batch(keys, values)
+    }
+
     /// Removes every key of `keys`, in this order; absent keys are skipped.
     fn remove_batch(&mut self, keys: &[K]) -> Result<(), LbMapError> {
         keys.iter().try_for_each(|k| self.remove(k))
@@ -130,6 +140,27 @@ pub trait LbMaps {
     fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag>;
 }
 
+/// The typed map of `data` (`convert`: e.g. `HashMap::try_from`) and a duplicate of its
+/// fd, for the batch syscalls aya does not wrap.
+pub(crate) fn typed_with_fd<T>(
+    name: &'static str,
+    data: MapData,
+    convert: impl FnOnce(Map) -> Result<T, MapError>,
+) -> Result<(T, OwnedFd), LbMapError> {
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| LbMapError::Dup { name, source })?;
+    let map = Map::from_map_data(data)
+        .and_then(convert)
+        .map_err(|source| LbMapError::Map { name, source })?;
+    Ok((map, fd))
+}
+
+/// A batched upsert: [`batch::update`] or [`batch::update_split`].
+type BatchWrite<K, V> = fn(std::os::fd::BorrowedFd<'_>, &[K], &[V]) -> Result<(), BatchError>;
+
 /// A BPF hash map as a [`MapTable`]. Batches use one syscall per
 /// [`batch::CHUNK`](crate::batch::CHUNK) elements (Linux 5.6+), falling back to one
 /// per element on kernels without batch operations.
@@ -144,14 +175,7 @@ pub struct HashTable<K: aya::Pod, V: aya::Pod> {
 
 impl<K: aya::Pod, V: aya::Pod> HashTable<K, V> {
     fn new(name: &'static str, data: MapData) -> Result<Self, LbMapError> {
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|source| LbMapError::Dup { name, source })?;
-        let map = Map::from_map_data(data)
-            .and_then(HashMap::try_from)
-            .map_err(|source| LbMapError::Map { name, source })?;
+        let (map, fd) = typed_with_fd(name, data, HashMap::try_from)?;
         Ok(Self {
             name,
             map,
@@ -183,6 +207,27 @@ impl<K: aya::Pod, V: aya::Pod> HashTable<K, V> {
         }
     }
 
+    /// Writes `keys[i] → values[i]` with the batch writer `write`, or element by
+    /// element where the kernel lacks batches.
+    fn upsert_with(
+        &mut self,
+        write: BatchWrite<K, V>,
+        keys: &[K],
+        values: &[V],
+    ) -> Result<(), LbMapError> {
+        assert_eq!(keys.len(), values.len(), "one value per key");
+        if keys.is_empty() || self.try_batch(|fd| write(fd, keys, values))? {
+            return Ok(());
+        }
+        keys.iter()
+            .zip(values)
+            .try_for_each(|(k, v)| self.map.insert(k, v, 0))
+            .map_err(|source| LbMapError::Map {
+                name: self.name,
+                source,
+            })
+    }
+
     /// Every entry, one `get_next_key` + lookup per element.
     fn entries_one_by_one(&self) -> Result<Vec<(K, V)>, LbMapError> {
         let mut out = Vec::new();
@@ -203,7 +248,7 @@ impl<K: aya::Pod, V: aya::Pod> HashTable<K, V> {
     }
 }
 
-impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
+impl<K: aya::Pod + Sync, V: aya::Pod + Sync> MapTable<K, V> for HashTable<K, V> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -253,13 +298,11 @@ impl<K: aya::Pod, V: aya::Pod> MapTable<K, V> for HashTable<K, V> {
     }
 
     fn insert_batch(&mut self, keys: &[K], values: &[V]) -> Result<(), LbMapError> {
-        assert_eq!(keys.len(), values.len(), "one value per key");
-        if keys.is_empty() || self.try_batch(|fd| batch::update(fd, keys, values))? {
-            return Ok(());
-        }
-        keys.iter()
-            .zip(values)
-            .try_for_each(|(k, v)| self.insert(k, v))
+        self.upsert_with(batch::update, keys, values)
+    }
+
+    fn insert_batch_unordered(&mut self, keys: &[K], values: &[V]) -> Result<(), LbMapError> {
+        self.upsert_with(batch::update_split, keys, values)
     }
 
     fn remove_batch(&mut self, keys: &[K]) -> Result<(), LbMapError> {
@@ -318,10 +361,10 @@ fn map_data(map: &Map) -> Option<&MapData> {
 pub struct PinnedLbMaps {
     services_v4: HashTable<ServiceKeyV4, ServiceValue>,
     services_v6: HashTable<ServiceKeyV6, ServiceValue>,
-    backends_v4: HashTable<u32, BackendV4>,
-    backends_v6: HashTable<u32, BackendV6>,
-    rev_nat_v4: HashTable<u32, RevNatV4>,
-    rev_nat_v6: HashTable<u32, RevNatV6>,
+    backends_v4: ArrayTable<BackendV4>,
+    backends_v6: ArrayTable<BackendV6>,
+    rev_nat_v4: ArrayTable<RevNatV4>,
+    rev_nat_v6: ArrayTable<RevNatV6>,
     maglev: HashTable<u32, MaglevTable>,
     node_addrs_v4: HashTable<u32, NodeAddrFlag>,
     node_addrs_v6: HashTable<[u8; 16], NodeAddrFlag>,
@@ -355,10 +398,10 @@ impl PinnedLbMaps {
         Ok(Self {
             services_v4: HashTable::new(maps::SERVICES_V4, source.open(maps::SERVICES_V4)?)?,
             services_v6: HashTable::new(maps::SERVICES_V6, source.open(maps::SERVICES_V6)?)?,
-            backends_v4: HashTable::new(maps::BACKENDS_V4, source.open(maps::BACKENDS_V4)?)?,
-            backends_v6: HashTable::new(maps::BACKENDS_V6, source.open(maps::BACKENDS_V6)?)?,
-            rev_nat_v4: HashTable::new(maps::REV_NAT_V4, source.open(maps::REV_NAT_V4)?)?,
-            rev_nat_v6: HashTable::new(maps::REV_NAT_V6, source.open(maps::REV_NAT_V6)?)?,
+            backends_v4: ArrayTable::new(maps::BACKENDS_V4, source.open(maps::BACKENDS_V4)?)?,
+            backends_v6: ArrayTable::new(maps::BACKENDS_V6, source.open(maps::BACKENDS_V6)?)?,
+            rev_nat_v4: ArrayTable::new(maps::REV_NAT_V4, source.open(maps::REV_NAT_V4)?)?,
+            rev_nat_v6: ArrayTable::new(maps::REV_NAT_V6, source.open(maps::REV_NAT_V6)?)?,
             maglev: HashTable::new(maps::MAGLEV, source.open(maps::MAGLEV)?)?,
             node_addrs_v4: HashTable::new(maps::NODE_ADDRS_V4, source.open(maps::NODE_ADDRS_V4)?)?,
             node_addrs_v6: HashTable::new(maps::NODE_ADDRS_V6, source.open(maps::NODE_ADDRS_V6)?)?,

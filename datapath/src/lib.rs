@@ -10,6 +10,7 @@
 // time), so boxing every source would cost clarity for nothing.
 #![allow(clippy::result_large_err)]
 
+mod array_table;
 pub mod batch;
 pub mod error;
 pub mod lb_maps;

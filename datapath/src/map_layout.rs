@@ -11,8 +11,8 @@ use waggle_ebpf_common::{
     conntrack::{CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6},
     lb::{
         AffinityKey, AffinityValue, BackendV4, BackendV6, MaglevTable, NodeConfig, RevNatV4,
-        RevNatV6, ServiceKeyV4, ServiceKeyV6, ServiceValue, SockRevNatKeyV4, SockRevNatKeyV6,
-        SockRevNatV4, SockRevNatV6,
+        RevNatV6, ServiceKeyV4, ServiceKeyV6, ServiceValue, SockLbRecord, SockRevNatKeyV4,
+        SockRevNatKeyV6, SockRevNatV4, SockRevNatV6,
     },
     maps,
     metrics::ServiceCounters,
@@ -25,7 +25,7 @@ const fn sizes<K, V>() -> (u32, u32) {
 }
 
 /// `(map name, (key size, value size))` of every map in `maps::PINNED`.
-pub(crate) const LAYOUTS: [(&str, (u32, u32)); 17] = [
+pub(crate) const LAYOUTS: [(&str, (u32, u32)); 18] = [
     (maps::SERVICES_V4, sizes::<ServiceKeyV4, ServiceValue>()),
     (maps::SERVICES_V6, sizes::<ServiceKeyV6, ServiceValue>()),
     (maps::BACKENDS_V4, sizes::<u32, BackendV4>()),
@@ -40,6 +40,8 @@ pub(crate) const LAYOUTS: [(&str, (u32, u32)); 17] = [
         maps::SOCK_REV_NAT_V6,
         sizes::<SockRevNatKeyV6, SockRevNatV6>(),
     ),
+    // Socket storage: the key is the socket's fd (an i32) from userspace.
+    (maps::SOCK_LB, sizes::<i32, SockLbRecord>()),
     (maps::AFFINITY, sizes::<AffinityKey, AffinityValue>()),
     (maps::MAGLEV, sizes::<u32, MaglevTable>()),
     (maps::CONNTRACK_V4, sizes::<CtKeyV4, CtEntryV4>()),
@@ -92,6 +94,7 @@ mod tests {
         assert_eq!(get(maps::SERVICES_V6), (24, 16));
         assert_eq!(get(maps::SOCK_REV_NAT_V4), (16, 8));
         assert_eq!(get(maps::SOCK_REV_NAT_V6), (32, 20));
+        assert_eq!(get(maps::SOCK_LB), (4, 40));
         assert_eq!(get(maps::AFFINITY), (24, 8));
     }
 }

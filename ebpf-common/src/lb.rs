@@ -169,6 +169,52 @@ pub struct SockRevNatV6 {
     pub rev_nat_index: u16,
 }
 
+/// `SockLbRecord.family`: which hooks wrote the connected record.
+pub mod sock_lb_family {
+    /// No connected record (the storage exists only for `DATAGRAMS`).
+    pub const NONE: u8 = 0;
+    /// Written by connect4: IPv4 addresses in word 0.
+    pub const V4: u8 = 4;
+    /// Written by connect6: IPv6 or IPv4-mapped addresses in all four words.
+    pub const V6: u8 = 6;
+}
+
+/// `SockLbRecord.flags`
+pub mod sock_lb_flags {
+    /// The socket sent datagrams that sendmsg translated: their reverse records are in
+    /// `wg_srnat4_v1`/`wg_srnat6_v1` (one per backend it reached), so recvmsg must look
+    /// there on a miss. Without it a miss ends at the socket.
+    pub const DATAGRAMS: u8 = 1 << 0;
+}
+
+/// Socket-local storage (`wg_sklb_v1`, `BPF_MAP_TYPE_SK_STORAGE`) of a socket that
+/// socket LB translated: the reverse translation of its connect(), kept with the
+/// socket and freed with it, so getpeername()/recvmsg() of any socket without one
+/// ends at a pointer check.
+///
+/// A socket has one connected peer at a time, so one record suffices; unconnected
+/// UDP, which may reach many backends, keeps its records in the socket reverse-NAT
+/// LRU maps and sets `sock_lb_flags::DATAGRAMS` here.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SockLbRecord {
+    /// Backend the socket was connected to, as the `user_ip6` words of the context
+    /// (memory order); an IPv4 record (`sock_lb_family::V4`) uses word 0 only.
+    pub backend: [u32; 4],
+    /// The service address the application connected to, same encoding.
+    pub service: [u32; 4],
+    /// Network order.
+    pub backend_port: u16,
+    pub service_port: u16,
+    pub rev_nat_index: u16,
+    /// `sock_lb_family::*`
+    pub family: u8,
+    /// `sock_lb_flags::*`
+    pub flags: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<SockLbRecord>() == 40);
+
 /// `AffinityKey.kind`
 pub const AFFINITY_BY_NETNS: u8 = 0;
 pub const AFFINITY_BY_CLIENT_IP: u8 = 1;

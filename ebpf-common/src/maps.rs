@@ -1,17 +1,31 @@
 //! Map names and sizes, shared so userspace can find pinned maps by name.
 //!
 //! Names carry a layout version; BPF object names are limited to 15 characters.
+//!
+//! The id-keyed array maps ([`BACKENDS_V4`], [`BACKENDS_V6`], [`REV_NAT_V4`],
+//! [`REV_NAT_V6`]) have every slot at all times: a slot whose value is all zero bytes
+//! holds nothing. Userspace deletes by writing zeroes and skips zeroed slots when it
+//! reads; the programs treat a backend with `protocol == 0` as missing (a programmed
+//! backend always has TCP, UDP or SCTP). Id 0 is never allocated, so slot 0 stays zero.
 
 /// Directory under the BPF filesystem where a proxy instance pins its maps.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/waggle";
 
 pub const SERVICES_V4: &str = "wg_svc4_v1";
 pub const SERVICES_V6: &str = "wg_svc6_v1";
-pub const BACKENDS_V4: &str = "wg_be4_v1";
-pub const BACKENDS_V6: &str = "wg_be6_v1";
-pub const REV_NAT_V4: &str = "wg_rnat4_v1";
-pub const REV_NAT_V6: &str = "wg_rnat6_v1";
-/// Socket-LB reverse translation: socket cookie → original service address.
+/// Backends by backend id. `_v2`: arrays of [`MAX_BACKENDS`] slots (`_v1` were hash
+/// maps); a zeroed slot is no backend (see the module docs).
+pub const BACKENDS_V4: &str = "wg_be4_v2";
+pub const BACKENDS_V6: &str = "wg_be6_v2";
+/// Reverse NAT by `rev_nat_index`. `_v2`: arrays of [`MAX_REV_NAT`] slots (`_v1`
+/// were hash maps); a zeroed slot is no entry.
+pub const REV_NAT_V4: &str = "wg_rnat4_v2";
+pub const REV_NAT_V6: &str = "wg_rnat6_v2";
+/// Socket-LB reverse translation of connected sockets: socket-local storage
+/// (`BPF_MAP_TYPE_SK_STORAGE`, value [`crate::lb::SockLbRecord`]), freed with the socket.
+pub const SOCK_LB: &str = "wg_sklb_v1";
+/// Socket-LB reverse translation of unconnected datagram sends: (socket cookie,
+/// backend) → original service address, one entry per backend a socket reached.
 pub const SOCK_REV_NAT_V4: &str = "wg_srnat4_v1";
 pub const SOCK_REV_NAT_V6: &str = "wg_srnat6_v1";
 pub const AFFINITY: &str = "wg_affin_v1";
@@ -30,7 +44,7 @@ pub const NODE_ADDRS_V6: &str = "wg_naddr6_v1";
 
 /// Every map a proxy pins under its pin directory (by these names), so that a restarted
 /// or upgraded daemon reuses them and their state survives.
-pub const PINNED: [&str; 17] = [
+pub const PINNED: [&str; 18] = [
     SERVICES_V4,
     SERVICES_V6,
     BACKENDS_V4,
@@ -39,6 +53,7 @@ pub const PINNED: [&str; 17] = [
     REV_NAT_V6,
     SOCK_REV_NAT_V4,
     SOCK_REV_NAT_V6,
+    SOCK_LB,
     AFFINITY,
     MAGLEV,
     CONNTRACK_V4,
@@ -58,10 +73,20 @@ pub const LINKS_DIR: &str = "links";
 /// Pinned map names of layouts that were replaced by a newer version. A daemon that
 /// loads with pinning removes these, so an upgraded node does not keep paying for
 /// maps no program uses any more.
-pub const RETIRED: &[&str] = &["wg_maglev_v1", "wg_ct4_v1"];
+pub const RETIRED: &[&str] = &[
+    "wg_maglev_v1",
+    "wg_ct4_v1",
+    "wg_be4_v1",
+    "wg_be6_v1",
+    "wg_rnat4_v1",
+    "wg_rnat6_v1",
+];
 
 pub const MAX_SERVICES: u32 = 65_536;
+/// Slots of the backend arrays: backend ids are `1..MAX_BACKENDS`.
 pub const MAX_BACKENDS: u32 = 65_536;
+/// Slots of the reverse-NAT arrays (and entries of the per-service maps keyed by
+/// `rev_nat_index`): indexes are `1..MAX_REV_NAT`.
 pub const MAX_REV_NAT: u32 = 65_536;
 pub const MAX_AFFINITY: u32 = 65_536;
 pub const MAX_CONNTRACK: u32 = 262_144;

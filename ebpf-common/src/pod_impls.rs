@@ -11,7 +11,7 @@ macro_rules! pod {
 
 pod!(
     ServiceKeyV4, ServiceKeyV6, ServiceValue, BackendV4, BackendV6, RevNatV4, RevNatV6,
-    SockRevNatKeyV4, SockRevNatKeyV6, SockRevNatV4, SockRevNatV6, AffinityKey,
+    SockRevNatKeyV4, SockRevNatKeyV6, SockRevNatV4, SockRevNatV6, SockLbRecord, AffinityKey,
     AffinityValue, MaglevTable, NodeConfig, CtKeyV4, CtKeyV6, CtEntryV4, CtEntryV6,
     ServiceCounters,
 );

@@ -8,7 +8,7 @@
 
 use aya_ebpf::{
     bindings::bpf_fib_lookup,
-    maps::{HashMap, LruHashMap},
+    maps::{Array, HashMap, LruHashMap},
     programs::TcContext,
 };
 use waggle_ebpf_common::{
@@ -43,7 +43,8 @@ pub trait Family: Sized + 'static {
     const ICMP_PSEUDO_HDR: bool;
 
     fn services() -> &'static HashMap<ServiceKey<Self::Addr>, ServiceValue>;
-    fn backends() -> &'static HashMap<u32, Backend<Self::Addr>>;
+    /// Backends by id; a slot with `protocol == 0` is empty.
+    fn backends() -> &'static Array<Backend<Self::Addr>>;
     fn conntrack() -> &'static LruHashMap<CtKey<Self::Addr>, CtEntry<Self::Addr>>;
     fn node_addrs() -> &'static HashMap<Self::Addr, u8>;
     /// The node's SNAT address from the node configuration, if set.
@@ -65,9 +66,9 @@ pub trait Family: Sized + 'static {
     fn set_fib_addrs(params: &mut bpf_fib_lookup, src: &Self::Addr, dst: &Self::Addr);
 }
 
-/// IPv4: `wg_svc4_v1`, `wg_be4_v1`, `wg_ct4_v2`, `wg_naddr4_v1`.
+/// IPv4: `wg_svc4_v1`, `wg_be4_v2`, `wg_ct4_v2`, `wg_naddr4_v1`.
 pub struct V4;
-/// IPv6: `wg_svc6_v1`, `wg_be6_v1`, `wg_ct6_v1`, `wg_naddr6_v1`.
+/// IPv6: `wg_svc6_v1`, `wg_be6_v2`, `wg_ct6_v1`, `wg_naddr6_v1`.
 pub struct V6;
 
 impl Family for V4 {
@@ -84,7 +85,7 @@ impl Family for V4 {
         &SERVICES_V4
     }
     #[inline(always)]
-    fn backends() -> &'static HashMap<u32, Backend<u32>> {
+    fn backends() -> &'static Array<Backend<u32>> {
         &BACKENDS_V4
     }
     #[inline(always)]
@@ -142,7 +143,7 @@ impl Family for V6 {
         &SERVICES_V6
     }
     #[inline(always)]
-    fn backends() -> &'static HashMap<u32, Backend<[u8; 16]>> {
+    fn backends() -> &'static Array<Backend<[u8; 16]>> {
         &BACKENDS_V6
     }
     #[inline(always)]

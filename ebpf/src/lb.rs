@@ -73,11 +73,11 @@ pub fn service_entry<F: Family>(key: &ServiceKey<F::Addr>) -> Option<ServiceValu
     unsafe { F::services().get(key).copied() }
 }
 
-/// The backend with id `id`, copied out.
+/// The backend with id `id`, copied out; `None` for an id beyond the array or an
+/// empty (zeroed) slot.
 #[inline(always)]
 pub fn backend<F: Family>(id: u32) -> Option<Backend<F::Addr>> {
-    // SAFETY: as above.
-    unsafe { F::backends().get(&id).copied() }
+    F::backends().get(id).copied().filter(|b| b.protocol != 0)
 }
 
 #[inline(always)]

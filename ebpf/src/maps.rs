@@ -12,8 +12,9 @@
 //! loader (tests, benchmarks) would silently share one global set of maps.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
-    macros::map,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_PREALLOC},
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use waggle_ebpf_common::{
@@ -21,8 +22,8 @@ use waggle_ebpf_common::{
     drop::DROP_REASON_COUNT,
     lb::{
         AffinityKey, AffinityValue, BackendV4, BackendV6, MaglevTable, NodeConfig, RevNatV4,
-        RevNatV6, ServiceKeyV4, ServiceKeyV6, ServiceValue, SockRevNatKeyV4, SockRevNatKeyV6,
-        SockRevNatV4, SockRevNatV6,
+        RevNatV6, ServiceKeyV4, ServiceKeyV6, ServiceValue, SockLbRecord, SockRevNatKeyV4,
+        SockRevNatKeyV6, SockRevNatV4, SockRevNatV6,
     },
     maps as names,
     metrics::ServiceCounters,
@@ -41,6 +42,7 @@ const _: () = {
     fits(names::REV_NAT_V6);
     fits(names::SOCK_REV_NAT_V4);
     fits(names::SOCK_REV_NAT_V6);
+    fits(names::SOCK_LB);
     fits(names::AFFINITY);
     fits(names::MAGLEV);
     fits(names::CONNTRACK_V4);
@@ -60,19 +62,30 @@ pub static SERVICES_V4: HashMap<ServiceKeyV4, ServiceValue> =
 pub static SERVICES_V6: HashMap<ServiceKeyV6, ServiceValue> =
     HashMap::with_max_entries(names::MAX_SERVICES, 0);
 
-/// Backends by id.
-#[map(name = "wg_be4_v1")]
-pub static BACKENDS_V4: HashMap<u32, BackendV4> = HashMap::with_max_entries(names::MAX_BACKENDS, 0);
-#[map(name = "wg_be6_v1")]
-pub static BACKENDS_V6: HashMap<u32, BackendV6> = HashMap::with_max_entries(names::MAX_BACKENDS, 0);
+/// Backends by id (arrays: a lookup is an inlined index, an update a copy; a zeroed
+/// slot, `protocol == 0`, is no backend). Mappable (`BPF_F_MMAPABLE`), so userspace
+/// reads every slot without a syscall per element.
+#[map(name = "wg_be4_v2")]
+pub static BACKENDS_V4: Array<BackendV4> = Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
+#[map(name = "wg_be6_v2")]
+pub static BACKENDS_V6: Array<BackendV6> = Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
 
-/// Reverse NAT (per-packet path) by `rev_nat_index` as u32.
-#[map(name = "wg_rnat4_v1")]
-pub static REV_NAT_V4: HashMap<u32, RevNatV4> = HashMap::with_max_entries(names::MAX_REV_NAT, 0);
-#[map(name = "wg_rnat6_v1")]
-pub static REV_NAT_V6: HashMap<u32, RevNatV6> = HashMap::with_max_entries(names::MAX_REV_NAT, 0);
+/// Reverse NAT (per-packet path) by `rev_nat_index` as u32 (mappable arrays, as above;
+/// a zeroed slot is no entry).
+#[map(name = "wg_rnat4_v2")]
+pub static REV_NAT_V4: Array<RevNatV4> = Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
+#[map(name = "wg_rnat6_v2")]
+pub static REV_NAT_V6: Array<RevNatV6> = Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
 
-/// Socket-LB reverse translation (LRU: stale sockets age out).
+/// Socket-LB reverse translation of connected sockets, stored with the socket (a BTF
+/// map: socket storage needs the BTF of its value, so the object is linked with
+/// `--btf`). Created by connect4/connect6, read by getpeername/recvmsg, freed by the
+/// kernel with the socket.
+#[btf_map(name = "wg_sklb_v1")]
+pub static SOCK_LB: SkStorage<SockLbRecord> = SkStorage::new();
+
+/// Socket-LB reverse translation of unconnected datagram sends, one entry per
+/// (socket, backend) (LRU: entries of closed sockets age out).
 #[map(name = "wg_srnat4_v1")]
 pub static SOCK_REV_NAT_V4: LruHashMap<SockRevNatKeyV4, SockRevNatV4> =
     LruHashMap::with_max_entries(names::MAX_SOCK_REV_NAT, 0);

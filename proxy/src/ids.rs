@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 
 /// Ran out of ids (more live keys than the id space or map holds).
 #[derive(Debug, thiserror::Error)]
-#[error("no free {kind} id (limit {limit})")]
+#[error("no free {kind} id: all {limit} ids (1..={limit}) are in use; the kernel map has no more slots")]
 pub struct Exhausted {
     pub kind: &'static str,
     pub limit: u32,
@@ -58,7 +58,8 @@ impl IdSet {
     }
 }
 
-/// Allocates ids in `1..=limit` for keys of type `K`.
+/// Allocates ids in `1..slots` for keys of type `K`: an id always indexes an array map
+/// of `slots` entries, and 0 (the array's first slot) is never handed out.
 #[derive(Debug)]
 pub struct IdAllocator<K: Hash + Eq + Clone> {
     kind: &'static str,
@@ -71,7 +72,8 @@ pub struct IdAllocator<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> IdAllocator<K> {
-    pub fn new(kind: &'static str, limit: u32) -> Self {
+    pub fn new(kind: &'static str, slots: u32) -> Self {
+        let limit = slots.saturating_sub(1);
         Self {
             kind,
             limit,
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn ids_are_stable_while_referenced_and_reused_after() {
-        let mut a = IdAllocator::new("test", 3);
+        let mut a = IdAllocator::new("test", 4);
         assert_eq!(a.acquire(&"x").unwrap(), 1);
         assert_eq!(a.acquire(&"y").unwrap(), 2);
         assert_eq!(a.acquire(&"x").unwrap(), 1);
@@ -178,7 +180,20 @@ mod tests {
         assert_eq!(a.release(&"x"), Some(1));
         assert_eq!(a.acquire(&"z").unwrap(), 3);
         assert_eq!(a.acquire(&"w").unwrap(), 1);
-        assert!(a.acquire(&"v").is_err());
+        let error = a.acquire(&"v").unwrap_err();
+        assert_eq!(error.limit, 3);
+        assert!(error.to_string().contains("no free test id"), "{error}");
+    }
+
+    #[test]
+    fn ids_stay_below_the_slot_count() {
+        let slots = 100;
+        let mut a = IdAllocator::new("test", slots);
+        a.hint("hinted".to_string(), slots);
+        let ids: Vec<u32> = (0..slots - 1).map(|i| a.acquire(&i.to_string()).unwrap()).collect();
+        assert!(ids.iter().all(|id| (1..slots).contains(id)), "{ids:?}");
+        assert!(a.acquire(&"one too many".to_string()).is_err());
+        assert!(a.acquire(&"hinted".to_string()).is_err());
     }
 
     #[test]

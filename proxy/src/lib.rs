@@ -6,7 +6,8 @@
 //! pairs and nudges the [`runner`]; one [`sync::Syncer::sync`] turns the accumulated
 //! changes into map writes. Inside a sync, [`translate`] (pure: Service +
 //! EndpointSlices → frontends and backend sets, with [`endpoints`] choosing the
-//! backends) feeds the [`program::Programmer`], which keeps ids and slots stable and
+//! backends; on a helper thread for large syncs, see [`plans`]) feeds the
+//! [`program::Programmer`], which keeps ids and slots stable and
 //! marks changed entries in the desired [`state::MapState`]; only those are written
 //! (or, after a failure, everything that differs from the maps). [`dump`] renders map
 //! contents as text for golden tests and `waggle bpf lb list`; [`daemon`] wires it all
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod netlink;
 pub mod node_addresses;
+pub mod plans;
 pub mod pod_interfaces;
 pub mod program;
 pub mod runner;

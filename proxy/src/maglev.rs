@@ -125,7 +125,12 @@ mod tests {
     #[test]
     fn table_size_is_prime() {
         let m = MAGLEV_TABLE_SIZE;
-        assert!(m > 2 && (2..m).take_while(|d| d * d <= m).all(|d| m % d != 0));
+        assert!(
+            m > 2
+                && (2..m)
+                    .take_while(|d| d * d <= m)
+                    .all(|d| !m.is_multiple_of(d))
+        );
     }
 
     #[test]

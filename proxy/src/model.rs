@@ -7,14 +7,98 @@ use std::{
     sync::Arc,
 };
 
+use rustc_hash::FxHashSet;
 use waggle_ebpf_common::lb::{PROTO_SCTP, PROTO_TCP, PROTO_UDP};
 
 /// `namespace/name` of a Service. Shared strings: a sync clones names into plans, ids
-/// and reports for every service, and a clone must not allocate.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// and reports for every service, and a clone must not allocate. Names made through
+/// one [`Names`] share their strings, so comparing them mostly compares pointers.
+#[derive(Clone, Debug)]
 pub struct ServiceName {
     pub namespace: Arc<str>,
     pub name: Arc<str>,
+}
+
+/// Hashes the strings (as the derived impl would), consistent with `eq`.
+impl std::hash::Hash for ServiceName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.name.hash(state);
+    }
+}
+
+/// Compares shared strings, by pointer first.
+fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
+impl PartialEq for ServiceName {
+    fn eq(&self, other: &Self) -> bool {
+        same(&self.name, &other.name) && same(&self.namespace, &other.namespace)
+    }
+}
+
+impl Eq for ServiceName {}
+
+impl Ord for ServiceName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let namespace = if Arc::ptr_eq(&self.namespace, &other.namespace) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.namespace.cmp(&other.namespace)
+        };
+        namespace.then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+impl PartialOrd for ServiceName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Interns namespace and name strings, so the names of one object held in several
+/// places (the Service, its EndpointSlices' owner label, ids and reports) share one
+/// allocation each and a lookup of a known name allocates nothing.
+#[derive(Debug, Default)]
+pub struct Names {
+    strings: FxHashSet<Arc<str>>,
+}
+
+impl Names {
+    pub fn service(&mut self, namespace: &str, name: &str) -> ServiceName {
+        ServiceName {
+            namespace: self.intern(namespace),
+            name: self.intern(name),
+        }
+    }
+
+    /// Makes room for `more` strings.
+    pub fn reserve(&mut self, more: usize) {
+        self.strings.reserve(more);
+    }
+
+    pub fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(s) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = s.into();
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    /// Forgets the strings nothing else holds any more.
+    pub fn prune(&mut self) {
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
 }
 
 impl ServiceName {
@@ -157,6 +241,22 @@ pub fn port_from_map(port: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_names_share_strings_and_compare_like_strings() {
+        let mut names = Names::default();
+        let a = names.service("ns", "web");
+        let b = names.service("ns", "web");
+        assert!(Arc::ptr_eq(&a.name, &b.name) && Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert_eq!(a, ServiceName::new("ns", "web"));
+        assert!(names.service("ns", "api") < a);
+        assert!(a < ServiceName::new("nt", "a"));
+        assert_eq!(names.len(), 3);
+        drop(b);
+        names.prune();
+        assert_eq!(names.len(), 2, "only `ns` and `web` are still held");
+        assert_eq!(a.name.as_ref(), "web");
+    }
 
     #[test]
     fn map_encoding_is_network_order() {

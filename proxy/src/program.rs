@@ -105,6 +105,29 @@ struct Fragment {
     maglev: Vec<u32>,
 }
 
+impl Fragment {
+    /// An empty fragment with room for what `plan` contributes.
+    fn sized_for(plan: &ServicePlan) -> Self {
+        let masters = plan.ports.iter().map(|p| p.masters.len()).sum();
+        let backends = plan
+            .ports
+            .iter()
+            .flat_map(|p| p.masters.iter().map(|m| m.backends.len()))
+            .chain(
+                plan.ports
+                    .iter()
+                    .filter_map(|p| Some(p.maglev.as_ref()?.len())),
+            )
+            .sum();
+        Self {
+            masters: Vec::with_capacity(masters),
+            backends: Vec::with_capacity(backends),
+            rev_nats: Vec::with_capacity(plan.ports.len()),
+            maglev: Vec::new(),
+        }
+    }
+}
+
 /// Health-check state of an `externalTrafficPolicy: Local` service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
@@ -135,6 +158,8 @@ pub struct Programmer {
     /// only when a sync changes it while a report still holds the previous one.
     rev_nat_names: Arc<BTreeMap<u16, ServicePortName>>,
     health: BTreeMap<ServiceName, HealthCheck>,
+    /// Reused buffer of backend ids (one master at a time).
+    scratch: Vec<u32>,
 }
 
 impl Default for Programmer {
@@ -148,12 +173,14 @@ impl Programmer {
         Self {
             state: MapState::default(),
             backend_ids: IdAllocator::new("backend", MAX_BACKENDS),
-            rev_nat_ids: IdAllocator::new("rev_nat", MAX_REV_NAT.min(u32::from(u16::MAX))),
+            // Ids index the backend and reverse-NAT arrays; `rev_nat_index` is a u16.
+            rev_nat_ids: IdAllocator::new("rev_nat", MAX_REV_NAT.min(u32::from(u16::MAX) + 1)),
             rev_nat_hints: HashMap::default(),
             slots: HashMap::default(),
             fragments: HashMap::default(),
             rev_nat_names: Arc::default(),
             health: BTreeMap::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -343,7 +370,7 @@ impl Programmer {
         name: &ServiceName,
         plan: &ServicePlan,
     ) -> Result<(), ProgramError> {
-        let mut fragment = Fragment::default();
+        let mut fragment = Fragment::sized_for(plan);
         let result = self.build(plan, &mut fragment);
         let fragment = match result {
             Ok(()) => fragment,
@@ -512,13 +539,15 @@ impl Programmer {
         fragment: &mut Fragment,
     ) -> Result<MasterKey, Exhausted> {
         let key = MasterKey::new(master.ip, master.port, protocol, master.scope);
-        let mut ids = Vec::with_capacity(master.backends.len());
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
         for e in &master.backends {
             ids.push(self.acquire_backend(e, fragment)?);
         }
         let slots = self.slots.entry(key).or_default();
         let old_len = slots.len();
         reconcile_slots(slots, &ids);
+        self.scratch = ids;
         let new_len = slots.len();
         for (i, id) in slots.iter().enumerate() {
             let value = ServiceValue {

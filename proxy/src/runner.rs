@@ -244,7 +244,7 @@ mod tests {
         assert!(recorder.0.lock().unwrap().is_empty());
         crate::source::file::relist(&handle, crate::source::file::Objects::default());
         wait_for_syncs(&mut reports, 1).await;
-        assert_eq!(*recorder.0.lock().unwrap(), [first.clone()]);
+        assert_eq!(*recorder.0.lock().unwrap(), std::slice::from_ref(&first));
 
         // A change is one more sync that writes the new SNAT source.
         let second = addresses(&["10.0.0.1", "10.0.0.2"]);

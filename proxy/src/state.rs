@@ -175,7 +175,8 @@ impl<K: Copy, V: Copy> Ops<K, V> {
     }
 
     fn upsert(&self, table: &mut dyn MapTable<K, V>) -> Result<usize, LbMapError> {
-        table.insert_batch(&self.upsert_keys, &self.upsert_values)?;
+        // Entries of one step never refer to one another (see `AllOps::apply`).
+        table.insert_batch_unordered(&self.upsert_keys, &self.upsert_values)?;
         Ok(self.upsert_keys.len())
     }
 
@@ -335,8 +336,9 @@ impl AllOps {
     /// Applies in dependency order: what is referenced is written before what refers to
     /// it (backends → slots → masters), and removed after (masters → slots → backends).
     /// A master's count therefore never covers a slot that is missing, and a slot never
-    /// names a backend that is missing. Each step is one batch per map, written in
-    /// array order.
+    /// names a backend that is missing. Each step is one batch per map; the entries
+    /// of one step do not refer to each other, so a large batch may be written by
+    /// several threads at once (the kernel's hash maps lock per bucket).
     fn apply(self, maps: &mut dyn LbMaps) -> Result<WriteStats, LbMapError> {
         let expected = self.services_v4.len()
             + self.services_v6.len()

@@ -7,22 +7,21 @@
 //! keys. Later syncs write only the entries that changed.
 
 use std::{
-    collections::BTreeMap,
     net::IpAddr,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
-use rustc_hash::{FxHashMap, FxHashSet};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rustc_hash::FxHashMap;
 use waggle_datapath::lb_maps::{LbMapError, LbMaps};
 
 use crate::{
-    model::ServiceName,
+    model::{Names, ServiceName},
+    plans::{self, Known, View},
     program::Programmer,
     state::{MapState, WriteStats},
     tracker::{Changes, ObjectKey},
-    translate::{self, NodeInfo},
+    translate::NodeInfo,
 };
 
 /// Label that ties an EndpointSlice to its Service.
@@ -46,10 +45,12 @@ pub struct Syncer<M: LbMaps> {
     maps: M,
     node: NodeInfo,
     programmer: Programmer,
-    services: FxHashMap<ServiceName, Arc<Service>>,
-    /// Slices by owning service, then by name (name order: the order endpoints are
-    /// merged in).
-    slices: FxHashMap<ServiceName, BTreeMap<String, Arc<EndpointSlice>>>,
+    /// Shared strings of the names below (and of the programmer's).
+    names: Names,
+    /// Services and their slices, by name.
+    known: FxHashMap<ServiceName, Known>,
+    /// Numbers the syncs (marks what a sync touched).
+    generation: u64,
     seeded: bool,
     needs_full: bool,
 }
@@ -62,8 +63,9 @@ impl<M: LbMaps> Syncer<M> {
             maps,
             node,
             programmer,
-            services: FxHashMap::default(),
-            slices: FxHashMap::default(),
+            names: Names::default(),
+            known: FxHashMap::default(),
+            generation: 0,
             seeded: false,
             needs_full: true,
         }
@@ -112,46 +114,43 @@ impl<M: LbMaps> Syncer<M> {
         if !self.seeded {
             let actual = MapState::read(&mut self.maps)?;
             self.programmer.seed(&actual);
-            for name in self.services.keys() {
-                if !touched.contains(name) {
-                    touched.insert(name.clone());
+            let generation = self.generation;
+            for (name, known) in &mut self.known {
+                if known.service.is_some() {
+                    known.touch(name, generation, &mut touched);
                 }
             }
             found = Some(actual);
         }
         // Name order, so ids are allocated in the same order on every node and run.
-        let mut touched: Vec<ServiceName> = touched.into_iter().collect();
         touched.sort_unstable();
         stats.services_translated = touched.len();
         let full = self.needs_full;
         if full {
-            let endpoints = self
-                .slices
-                .values()
-                .flat_map(|m| m.values())
+            let services = self.known.values().filter(|k| k.service.is_some());
+            let endpoints = services
+                .clone()
+                .flat_map(|k| k.slices.iter())
                 .map(|s| s.endpoints.len())
                 .sum();
-            self.programmer.reserve(self.services.len(), endpoints);
+            self.programmer.reserve(services.count(), endpoints);
             // A full sync diffs whole tables; dirty marks would be dropped unread.
             self.programmer.state_mut().track_dirty(false);
         }
-        for name in &touched {
-            match self.services.get(name) {
-                Some(service) => {
-                    let slices = self.slices.get(name);
-                    let plan = translate::translate(
-                        service,
-                        slices.into_iter().flat_map(|m| m.values().map(|s| &**s)),
-                        &self.node,
-                    );
-                    if let Err(error) = self.programmer.update_service(name, &plan) {
-                        tracing::error!(%error, "service not programmed");
-                        stats.failed_services += 1;
-                    }
+        let view = View {
+            known: &self.known,
+            node: &self.node,
+        };
+        let programmer = &mut self.programmer;
+        plans::for_each_plan(view, &touched, &mut self.names, |name, plan| match plan {
+            Some(plan) => {
+                if let Err(error) = programmer.update_service(name, plan) {
+                    tracing::error!(%error, "service not programmed");
+                    stats.failed_services += 1;
                 }
-                None => self.programmer.remove_service(name),
             }
-        }
+            None => programmer.remove_service(name),
+        });
         self.programmer.state_mut().track_dirty(true);
         stats.translate = start.elapsed();
         let result = if let Some(actual) = found.filter(|_| full) {
@@ -165,6 +164,11 @@ impl<M: LbMaps> Syncer<M> {
         };
         match result {
             Ok(writes) => {
+                // Interned names are one per known name plus a few namespaces and
+                // port names: prune when deletions left many unused.
+                if self.names.len() > 2 * self.known.len() + 64 {
+                    self.names.prune();
+                }
                 if !self.seeded {
                     self.programmer.clear_hints();
                     self.seeded = true;
@@ -182,49 +186,48 @@ impl<M: LbMaps> Syncer<M> {
         }
     }
 
-    /// Updates the view; returns the services whose plan may have changed.
-    fn apply_changes(&mut self, changes: Changes) -> FxHashSet<ServiceName> {
-        let mut touched = FxHashSet::with_capacity_and_hasher(
-            changes.services.len() + changes.slices.len(),
-            Default::default(),
-        );
-        self.services.reserve(changes.services.len());
-        self.slices.reserve(changes.slices.len());
+    /// Updates the view; returns the services whose plan may have changed (each once).
+    fn apply_changes(&mut self, changes: Changes) -> Vec<ServiceName> {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut touched = Vec::with_capacity(changes.services.len() + changes.slices.len());
+        self.known.reserve(changes.services.len());
+        // A name and (at most) a namespace per new service.
+        self.names.reserve(2 * changes.services.len());
         for (key, change) in changes.services {
-            let name = ServiceName::new(key.namespace, key.name);
-            match change.current {
-                Some(service) => self.services.insert(name.clone(), service),
-                None => self.services.remove(&name),
-            };
-            touched.insert(name);
+            let name = self.names.service(&key.namespace, &key.name);
+            let known = self.known.entry(name.clone()).or_default();
+            known.service = change.current;
+            known.touch(&name, generation, &mut touched);
         }
         for (key, change) in changes.slices {
             if let Some(previous) = &change.previous
-                && let Some(owner) = owner(&key, previous)
+                && let Some(owner) = owner(&mut self.names, &key, previous)
             {
-                if let Some(slices) = self.slices.get_mut(&owner) {
-                    slices.remove(&key.name);
-                    if slices.is_empty() {
-                        self.slices.remove(&owner);
-                    }
-                }
-                touched.insert(owner);
+                let known = self.known.entry(owner.clone()).or_default();
+                known.slices.remove(&key.name);
+                known.touch(&owner, generation, &mut touched);
             }
             if let Some(current) = change.current
-                && let Some(owner) = owner(&key, &current)
+                && let Some(owner) = owner(&mut self.names, &key, &current)
             {
-                self.slices
-                    .entry(owner.clone())
-                    .or_default()
-                    .insert(key.name, current);
-                touched.insert(owner);
+                let known = self.known.entry(owner.clone()).or_default();
+                known.slices.insert(key.name, current);
+                known.touch(&owner, generation, &mut touched);
+            }
+        }
+        // Names left with neither a Service nor slices are forgotten (after the loops,
+        // so a name is never touched twice).
+        for name in &touched {
+            if self.known.get(name).is_some_and(Known::is_empty) {
+                self.known.remove(name);
             }
         }
         touched
     }
 }
 
-fn owner(key: &ObjectKey, slice: &EndpointSlice) -> Option<ServiceName> {
+fn owner(names: &mut Names, key: &ObjectKey, slice: &EndpointSlice) -> Option<ServiceName> {
     let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(ServiceName::new(key.namespace.as_str(), service.as_str()))
+    Some(names.service(&key.namespace, service))
 }

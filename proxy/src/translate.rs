@@ -9,7 +9,7 @@ use waggle_ebpf_common::lb::{SCOPE_EXTERNAL, SCOPE_INTERNAL, service_flags as sf
 
 use crate::{
     endpoints::{self, Endpoint, Selection},
-    model::{Family, Protocol, ServiceName, ServicePortName},
+    model::{Family, Names, Protocol, ServiceName, ServicePortName},
 };
 
 /// `sessionAffinityConfig.clientIP.timeoutSeconds` when unset (3 hours, as upstream).
@@ -86,9 +86,11 @@ pub struct ServicePlan {
     pub health_check_node_port: Option<u16>,
 }
 
-/// Translates `service` with its `slices` for this `node`. ExternalName and headless
-/// services give an empty plan.
+/// Translates `service` (named `name`) with its `slices` for this `node`; port names
+/// are interned in `names`. ExternalName and headless services give an empty plan.
 pub fn translate<'a>(
+    name: &ServiceName,
+    names: &mut Names,
     service: &Service,
     slices: impl IntoIterator<Item = &'a EndpointSlice> + Clone,
     node: &NodeInfo,
@@ -96,10 +98,6 @@ pub fn translate<'a>(
     let Some(spec) = &service.spec else {
         return ServicePlan::default();
     };
-    let name = ServiceName::new(
-        service.metadata.namespace.as_deref().unwrap_or("default"),
-        service.metadata.name.as_deref().unwrap_or_default(),
-    );
     if spec.type_.as_deref() == Some("ExternalName") {
         return ServicePlan::default();
     }
@@ -159,7 +157,7 @@ pub fn translate<'a>(
         };
         let port_name = ServicePortName {
             service: name.clone(),
-            port: sp.name.as_deref().unwrap_or_default().into(),
+            port: names.intern(sp.name.as_deref().unwrap_or_default()),
             protocol,
         };
         let node_port = sp

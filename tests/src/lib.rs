@@ -4,7 +4,7 @@
 //! The tests live in `tests/`; start with `datapath_counter.rs` (the first real eBPF
 //! program on a pod veth). This library holds what they share. The crate also builds
 //! `netprobe` (see [`waggle_testbed::probe`]) so its tests can use
-//! `env!("CARGO_BIN_EXE_netprobe")`.
+//! `env!("CARGO_BIN_EXE_test-netprobe")`.
 //!
 //! The BPF object is embedded into `waggle-datapath` at build time: build it with
 //! `cargo xtask build` (or set `WAGGLE_BPF_OBJECT`) before running these tests.

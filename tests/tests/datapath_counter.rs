@@ -53,7 +53,7 @@ fn tc_count_counts_a_pods_packets_on_its_host_veth_and_nothing_elsewhere() {
             .expect("attach tc_count to the idle pod's host veth");
     });
 
-    let probe = Netprobe::at(env!("CARGO_BIN_EXE_netprobe"));
+    let probe = Netprobe::at(env!("CARGO_BIN_EXE_test-netprobe"));
     let _server = probe
         .serve(&bed, &server, "server", None, Some(9000))
         .unwrap();

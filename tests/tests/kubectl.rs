@@ -27,8 +27,14 @@ mod lifecycle;
 mod metadata;
 #[path = "kubectl_support/output.rs"]
 mod output;
+#[path = "kubectl_support/policy.rs"]
+mod policy;
+#[path = "kubectl_support/prune.rs"]
+mod prune;
 #[path = "kubectl_support/quota.rs"]
 mod quota;
+#[path = "kubectl_support/rbac.rs"]
+mod rbac;
 #[path = "kubectl_support/streaming.rs"]
 mod streaming;
 #[path = "kubectl_support/subresources.rs"]

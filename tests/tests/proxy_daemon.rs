@@ -34,7 +34,7 @@ const BACKEND_PORT: u16 = 8080;
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 fn netprobe() -> Netprobe {
-    Netprobe::at(env!("CARGO_BIN_EXE_netprobe"))
+    Netprobe::at(env!("CARGO_BIN_EXE_test-netprobe"))
 }
 
 /// A `waggle proxy` in `node`'s namespace reading `objects` (a YAML file), with its

@@ -37,6 +37,10 @@ pub fn build_bpf() -> anyhow::Result<PathBuf> {
             .args(["-Z", "build-std=core"])
             // Stable rustc; build-std needs the unstable flag, as aya's own tooling does.
             .env("RUSTC_BOOTSTRAP", "1")
+            // `.cargo/config.toml` gives the BPF target `-C debuginfo=2 -C link-arg=--btf`
+            // (the socket-storage map needs the object's BTF); RUSTFLAGS would replace them.
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env("PATH", path),
     )
     .context("building the BPF object (ebpf/)")?;

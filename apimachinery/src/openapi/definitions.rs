@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::{
     apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,
-    networking, policy,
+    networking, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
@@ -73,7 +73,10 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
             core::v1::ReplicationController,
             core::v1::ResourceQuota,
             core::v1::LimitRange,
+            core::v1::PersistentVolume,
+            core::v1::PersistentVolumeClaim,
             core::v1::Binding,
+            authentication::v1::TokenRequest,
             policy::v1::Eviction,
             autoscaling::v1::Scale,
         ),
@@ -86,9 +89,26 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
             apps::v1::ControllerRevision,
             autoscaling::v1::Scale,
         ),
-        ("batch", "v1") => add_types!(generator, batch::v1::Job),
+        ("batch", "v1") => add_types!(generator, batch::v1::Job, batch::v1::CronJob),
+        ("autoscaling", "v1") => add_types!(generator, autoscaling::v1::HorizontalPodAutoscaler),
+        ("autoscaling", "v2") => add_types!(generator, autoscaling::v2::HorizontalPodAutoscaler),
+        ("policy", "v1") => add_types!(generator, policy::v1::PodDisruptionBudget),
         ("discovery.k8s.io", "v1") => add_types!(generator, discovery::v1::EndpointSlice),
-        ("networking.k8s.io", "v1") => add_types!(generator, networking::v1::NetworkPolicy),
+        ("networking.k8s.io", "v1") => add_types!(
+            generator,
+            networking::v1::NetworkPolicy,
+            networking::v1::Ingress,
+            networking::v1::IngressClass,
+        ),
+        ("rbac.authorization.k8s.io", "v1") => add_types!(
+            generator,
+            rbac::v1::ClusterRoleBinding,
+            rbac::v1::ClusterRole,
+            rbac::v1::RoleBinding,
+            rbac::v1::Role,
+        ),
+        ("storage.k8s.io", "v1") => add_types!(generator, storage::v1::StorageClass),
+        ("scheduling.k8s.io", "v1") => add_types!(generator, scheduling::v1::PriorityClass),
         ("coordination.k8s.io", "v1") => add_types!(generator, coordination::v1::Lease),
         ("authentication.k8s.io", "v1") => {
             add_types!(generator, authentication::v1::SelfSubjectReview)
@@ -137,6 +157,11 @@ pub fn generate(only: Option<(&str, &str)>) -> Definitions {
         &mut defs,
         "io.k8s.api.policy.v1.Eviction",
         &[("policy", "v1", "Eviction")],
+    );
+    stamp_gvk(
+        &mut defs,
+        "io.k8s.api.authentication.v1.TokenRequest",
+        &[("authentication.k8s.io", "v1", "TokenRequest")],
     );
     stamp_gvk(
         &mut defs,

@@ -64,3 +64,25 @@ fn errors() {
     assert_eq!(decode(b"k8s\0"), Err(ProtobufError::NoKind));
     assert!(matches!(decode(b"k8s\0\x0a\x0a\x0a\x02v1\x12\x04Nope"), Err(ProtobufError::UnknownKind { .. })));
 }
+
+#[test]
+fn every_field_number_names_a_schema_property() {
+    let defs = crate::openapi::all_definitions();
+    for (key, fields) in super::fields::FIELDS {
+        // `<definition>#<Go type>` tables name properties of the parent definition.
+        let definition = key.split('#').next().unwrap_or(key);
+        let Some(schema) = defs.get(definition) else { continue };
+        for (number, property) in *fields {
+            if property.starts_with("$inline:") {
+                continue;
+            }
+            assert!(
+                schema.pointer(&format!("/properties/{property}")).is_some(),
+                "{key} field {number} names {property}, which {definition} does not have"
+            );
+        }
+    }
+    for kind in ["io.k8s.api.rbac.v1.Role", "io.k8s.api.batch.v1.CronJob", "io.k8s.api.authentication.v1.TokenRequest"] {
+        assert!(super::fields::FIELDS.iter().any(|(k, _)| k == &kind), "{kind}");
+    }
+}

@@ -6,12 +6,6 @@ use serde_json::Value;
 
 use super::{AGE, Cells, Column, Description, NAME, Printer, age, arr, col, format_labels, i, name, none_if_empty, s, selector_string};
 
-macro_rules! field {
-    ($def:literal, $field:literal) => {
-        Description::Field(concat!("io.k8s.api.", $def), $field)
-    };
-}
-
 static SERVICE: &[Column] = &[
     NAME,
     col("Type", "string", 0, field!("core.v1.ServiceSpec", "type")),

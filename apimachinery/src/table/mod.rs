@@ -7,10 +7,21 @@
 //!
 //! Entry point: [`to_table`].
 
+/// A column description taken from the schema of `io.k8s.api.<def>`'s `field`
+/// (defined before the printer modules so that each of them can use it).
+macro_rules! field {
+    ($def:literal, $field:literal) => {
+        Description::Field(concat!("io.k8s.api.", $def), $field)
+    };
+}
+
 mod age;
 mod core;
+mod ingress;
 mod pod;
+mod policy;
 mod quota;
+mod storage;
 mod workloads;
 
 use jiff::Timestamp;
@@ -126,6 +137,9 @@ fn printer(kind: &str, group: &str) -> Option<Printer> {
         .or_else(|| workloads::printer(kind, group))
         .or_else(|| core::printer(kind, group))
         .or_else(|| quota::printer(kind, group))
+        .or_else(|| storage::printer(kind, group))
+        .or_else(|| ingress::printer(kind, group))
+        .or_else(|| policy::printer(kind, group))
 }
 
 static DEFAULT_COLUMNS: &[Column] = &[

@@ -141,3 +141,48 @@ fn default_table_and_include_object() {
     assert_eq!(to_table(cr, &rev, IncludeObject::None, now())["rows"][0]["cells"], json!(["r", "daemonset.apps/ds", 3, "<unknown>"]));
     assert_eq!(IncludeObject::from_query(Some("Object")), IncludeObject::Object);
 }
+
+#[test]
+fn policy_and_access_kinds() {
+    let hpa = table("horizontalpodautoscalers", "autoscaling", json!({"metadata": {"name": "h"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                             {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}}]},
+        "status": {"currentReplicas": 3, "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 41}}}]}}));
+    assert_eq!(names(&hpa), ["Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"]);
+    assert_eq!(hpa["rows"][0]["cells"], json!(["h", "Deployment/web", "cpu: 41%/60%, <unknown>/10", "2", 5, 3, "<unknown>"]));
+    let v1 = table("horizontalpodautoscalers", "autoscaling", json!({"apiVersion": "autoscaling/v1", "metadata": {"name": "h"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5, "targetCPUUtilizationPercentage": 80}}));
+    assert_eq!(v1["rows"][0]["cells"].as_array().unwrap()[2..4], [json!("cpu: <unknown>/80%"), json!("<unset>")]);
+    let rb = table("rolebindings", "rbac.authorization.k8s.io", json!({"metadata": {"name": "b"},
+        "roleRef": {"kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"}, {"kind": "ServiceAccount", "name": "sa", "namespace": "ci"}]}));
+    assert_eq!(rb["rows"][0]["cells"], json!(["b", "ClusterRole/view", "<unknown>", "a, b", "", "ci/sa"]));
+    let role = table("roles", "rbac.authorization.k8s.io", json!({"metadata": {"name": "r", "creationTimestamp": "2024-05-01T11:00:00Z"}}));
+    assert_eq!(names(&role), ["Name", "Created At"]);
+    let pdb = table("poddisruptionbudgets", "policy", json!({"metadata": {"name": "p"}, "spec": {"maxUnavailable": 1}, "status": {"disruptionsAllowed": 1}}));
+    assert_eq!(pdb["rows"][0]["cells"], json!(["p", "N/A", "1", 1, "<unknown>"]));
+    let pc = table("priorityclasses", "scheduling.k8s.io", json!({"metadata": {"name": "high"}, "value": 1000, "globalDefault": true}));
+    assert_eq!(pc["rows"][0]["cells"], json!(["high", 1000, true, "<unknown>", "<unset>"]));
+}
+
+#[test]
+fn batch_networking_and_storage_kinds() {
+    let cj = table("cronjobs", "batch", json!({"metadata": {"name": "c"}, "spec": {"schedule": "0 * * * *", "suspend": true,
+        "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "busybox"}]}}}}},
+        "status": {"active": [{"name": "c-1"}], "lastScheduleTime": "2024-05-01T11:58:00Z"}}));
+    assert_eq!(cj["rows"][0]["cells"], json!(["c", "0 * * * *", "<none>", "True", 1, "2m", "<unknown>", "a", "busybox", "<none>"]));
+    let rules: Vec<Value> = ["a", "b", "c", "d"].iter().map(|h| json!({"host": h})).collect();
+    let ing = table("ingresses", "networking.k8s.io", json!({"metadata": {"name": "i"}, "spec": {"rules": rules, "tls": [{"hosts": ["a"]}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}, {"hostname": "lb.example"}]}}}));
+    assert_eq!(ing["rows"][0]["cells"], json!(["i", "<none>", "a,b,c + 1 more...", "10.0.0.1,lb.example", "80, 443", "<unknown>"]));
+    let pv = table("persistentvolumes", "", json!({"metadata": {"name": "v"}, "spec": {"capacity": {"storage": "1Gi"},
+        "accessModes": ["ReadWriteMany", "ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain", "volumeMode": "Filesystem",
+        "claimRef": {"namespace": "ns", "name": "data"}, "storageClassName": "fast"}, "status": {"phase": "Bound"}}));
+    assert_eq!(pv["rows"][0]["cells"], json!(["v", "1Gi", "RWO,RWX", "Retain", "Bound", "ns/data", "fast", "<unset>", "", "<unknown>", "Filesystem"]));
+    let pvc = table("persistentvolumeclaims", "", json!({"metadata": {"name": "data"}, "spec": {"volumeName": "v", "storageClassName": "fast"},
+        "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}}));
+    assert_eq!(pvc["rows"][0]["cells"], json!(["data", "Bound", "v", "1Gi", "RWO", "fast", "<unset>", "<unknown>", "<unset>"]));
+    let sc = table("storageclasses", "storage.k8s.io", json!({"metadata": {"name": "s"}, "provisioner": "p", "allowVolumeExpansion": true}));
+    assert_eq!(sc["rows"][0]["cells"], json!(["s", "p", "Delete", "Immediate", true, "<unknown>"]));
+}

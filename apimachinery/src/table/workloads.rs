@@ -7,12 +7,6 @@ use serde_json::Value;
 use super::{AGE, Cells, CONTAINERS, Column, Description, IMAGES, NAME, Printer, age, arr, col, container_cells, format_labels, i, name, s, selector_string};
 
 
-macro_rules! field {
-    ($def:literal, $field:literal) => {
-        Description::Field(concat!("io.k8s.api.", $def), $field)
-    };
-}
-
 static DEPLOYMENT: &[Column] = &[
     NAME,
     col("Ready", "string", 0, Description::Text("Number of the pod with ready state")),
@@ -86,6 +80,19 @@ static CONTROLLER_REVISION: &[Column] = &[
     AGE,
 ];
 
+static CRON_JOB: &[Column] = &[
+    NAME,
+    col("Schedule", "string", 0, field!("batch.v1.CronJobSpec", "schedule")),
+    col("Timezone", "string", 0, field!("batch.v1.CronJobSpec", "timeZone")),
+    col("Suspend", "boolean", 0, field!("batch.v1.CronJobSpec", "suspend")),
+    col("Active", "integer", 0, field!("batch.v1.CronJobStatus", "active")),
+    col("Last Schedule", "string", 0, field!("batch.v1.CronJobStatus", "lastScheduleTime")),
+    AGE,
+    CONTAINERS,
+    IMAGES,
+    col("Selector", "string", 1, field!("batch.v1.JobSpec", "selector")),
+];
+
 pub(super) fn printer(kind: &str, group: &str) -> Option<Printer> {
     let (columns, cells): (&'static [Column], Cells) = match (group, kind) {
         ("apps", "Deployment") => (DEPLOYMENT, deployment),
@@ -94,6 +101,7 @@ pub(super) fn printer(kind: &str, group: &str) -> Option<Printer> {
         ("apps", "DaemonSet") => (DAEMON_SET, daemon_set),
         ("apps", "StatefulSet") => (STATEFUL_SET, stateful_set),
         ("batch", "Job") => (JOB, job),
+        ("batch", "CronJob") => (CRON_JOB, cron_job),
         ("apps", "ControllerRevision") => (CONTROLLER_REVISION, controller_revision),
         _ => return None,
     };
@@ -236,3 +244,29 @@ fn controller_revision(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(obj).into(), controller.into(), i(obj, "/revision").into(), age(obj, now)]
 }
 
+
+fn cron_job(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let (c, im) = container_cells(arr(obj, "/spec/jobTemplate/spec/template/spec/containers"));
+    let suspend = match obj.pointer("/spec/suspend").and_then(Value::as_bool) {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    };
+    let last = match obj.pointer("/status/lastScheduleTime").filter(|t| !t.is_null()) {
+        Some(t) => super::age::since(Some(t), now),
+        None => "<none>".to_owned(),
+    };
+    let selector = selector_string(obj.pointer("/spec/jobTemplate/spec/selector"));
+    vec![
+        name(obj).into(),
+        s(obj, "/spec/schedule").into(),
+        obj.pointer("/spec/timeZone").and_then(Value::as_str).unwrap_or("<none>").into(),
+        suspend.into(),
+        arr(obj, "/status/active").len().into(),
+        last.into(),
+        age(obj, now),
+        c,
+        im,
+        if selector.is_empty() { "<none>".to_owned() } else { selector }.into(),
+    ]
+}

@@ -1,7 +1,8 @@
 //! `pods/eviction`: a `policy/v1 Eviction` asks for a pod to be deleted, subject to its
-//! PodDisruptionBudgets. No PodDisruptionBudgets are served yet, so no budget can
-//! refuse: an eviction is a delete of the pod honoring the Eviction's `deleteOptions`
-//! (graceful for a pod bound to a node, as `DELETE` is).
+//! PodDisruptionBudgets. PodDisruptionBudgets are stored, but no disruption controller
+//! computes their status yet, so none is consulted: an eviction is a delete of the pod
+//! honoring the Eviction's `deleteOptions` (graceful for a pod bound to a node, as
+//! `DELETE` is).
 
 use http::HeaderMap;
 use serde_json::{Value, json};

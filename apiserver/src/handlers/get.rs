@@ -24,7 +24,9 @@ async fn read_stored(state: &ApiState, target: &Target) -> Result<KeyValue, ApiE
 }
 
 pub async fn get(state: &ApiState, target: &Target, _params: &Params) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(read(state, target).await?))
+    let mut obj = read(state, target).await?;
+    crate::convert::to_request(target.resource, &mut obj);
+    Ok(Reply::ok(obj))
 }
 
 /// [`get`] as JSON bytes spliced from the stored ones (see [`crate::raw`]), for

@@ -212,10 +212,13 @@ pub async fn list(
         params.get("labelSelector"),
         params.get("fieldSelector"),
     )?;
-    if !as_table {
+    if !as_table && !crate::convert::needed(resource) {
         return list_serialized(state, target, params, &filter).await;
     }
-    let page = read_page(state, target, params, &filter).await?;
+    let mut page = read_page(state, target, params, &filter).await?;
+    for item in &mut page.items {
+        crate::convert::to_request(resource, item);
+    }
     let meta = list_meta(page.revision, page.continue_token, page.remaining);
     Ok(Reply::ok(objects::list_object(
         &resource.api_version(),

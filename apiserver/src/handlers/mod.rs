@@ -11,6 +11,7 @@ pub mod list;
 pub mod patch;
 pub mod review;
 pub mod scale;
+pub mod token;
 pub mod update;
 pub mod write;
 
@@ -74,7 +75,9 @@ pub async fn dispatch(
     let sub = target.subresource.as_deref();
     let reply = match (verb, sub) {
         ("LIST", _) => handlers_list(&state, &target, &params, &headers).await?,
-        ("GET", None | Some("status")) if !crate::reply::wants_table(&headers) => {
+        ("GET", None | Some("status"))
+            if !crate::reply::wants_table(&headers) && !crate::convert::needed(resource) =>
+        {
             get::get_serialized(&state, &target).await?
         }
         ("GET", None | Some("status")) => get::get(&state, &target, &params).await?,
@@ -85,6 +88,7 @@ pub async fn dispatch(
         ("POST", Some("binding")) => {
             binding::create(&state, &target, &params, &headers, &bytes).await?
         }
+        ("POST", Some("token")) => token::create(&state, &target, &params, &headers, &bytes).await?,
         ("POST", Some("eviction")) => {
             eviction::create(&state, &target, &params, &headers, &bytes).await?
         }

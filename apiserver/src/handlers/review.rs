@@ -67,11 +67,20 @@ pub async fn serve(
 
 /// The caller's identity.
 fn self_subject_review(user: &User) -> Value {
+    let mut info = json!({"username": user.name});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    info["groups"] = json!(user.groups);
+    if !user.extra.is_empty() {
+        let extra: serde_json::Map<String, Value> = user.extra.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        info["extra"] = Value::Object(extra);
+    }
     json!({
         "kind": "SelfSubjectReview",
         "apiVersion": "authentication.k8s.io/v1",
         "metadata": {"creationTimestamp": objects::now()},
-        "status": {"userInfo": {"username": user.name, "groups": user.groups}},
+        "status": {"userInfo": info},
     })
 }
 
@@ -115,10 +124,7 @@ mod tests {
 
     #[test]
     fn whoami_is_the_authenticated_user() {
-        let user = User {
-            name: "admin".into(),
-            groups: vec!["system:masters".into(), "system:authenticated".into()],
-        };
+        let user = User::new("admin", vec!["system:masters".into(), "system:authenticated".into()]);
         let review = self_subject_review(&user);
         assert_eq!(
             review["status"]["userInfo"],

@@ -69,9 +69,11 @@ impl Update<'_> {
             if self.precondition.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(self.conflict());
             }
-            let old = objects::decode(&kv)?;
+            let stored = objects::decode(&kv)?;
+            let mut old = stored.clone();
+            crate::convert::to_request(self.resource, &mut old);
             let new = mutate(&old)?;
-            if let Some(written) = self.commit(&key, &kv, &old, new).await? {
+            if let Some(written) = self.commit(&key, &kv, &old, &stored, new).await? {
                 return Ok(written);
             }
             if self.precondition.is_some() {
@@ -87,6 +89,7 @@ impl Update<'_> {
         key: &str,
         kv: &KeyValue,
         old: &Value,
+        stored: &Value,
         new: Value,
     ) -> Result<Option<Value>, ApiError> {
         let resource = self.resource;
@@ -158,10 +161,11 @@ impl Update<'_> {
             release(reservation);
             return Ok(Some(new));
         }
+        let converted = crate::convert::to_storage(resource, &new, Some(stored));
         match self
             .state
             .store
-            .update(key, objects::encode(&new), kv.mod_revision)
+            .update(key, objects::encode(converted.as_ref().unwrap_or(&new)), kv.mod_revision)
             .await
         {
             Ok(revision) => {

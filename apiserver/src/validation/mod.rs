@@ -3,11 +3,14 @@
 //! Each check appends [`Cause`]s with field paths; a non-empty list becomes a
 //! `422 Invalid` whose message names every cause (see [`crate::status`]).
 
+pub mod cluster;
+pub mod cronjob;
 pub mod meta;
 pub mod misc;
 pub mod names;
 pub mod pod;
 pub mod quantity;
+pub mod rbac;
 pub mod service;
 pub mod workloads;
 
@@ -82,6 +85,11 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
         }
         ("", "ReplicationController") => workloads::validate_rc(obj, &mut errors),
         ("batch", "Job") => workloads::validate_job(obj, old, &mut errors),
+        ("batch", "CronJob") => cronjob::validate(obj, old, &mut errors),
+        ("rbac.authorization.k8s.io", kind) => rbac::validate(kind, obj, old, &mut errors),
+        ("policy" | "scheduling.k8s.io" | "autoscaling" | "storage.k8s.io", _)
+        | ("networking.k8s.io", "Ingress" | "IngressClass")
+        | ("", "PersistentVolume" | "PersistentVolumeClaim") => cluster::validate(resource, obj, old, &mut errors),
         _ => misc::validate(resource, obj, old, &mut errors),
     }
     if errors.0.is_empty() {

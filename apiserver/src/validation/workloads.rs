@@ -110,15 +110,20 @@ pub fn validate_rc(obj: &Value, errors: &mut Errors) {
 
 pub fn validate_job(obj: &Value, old: Option<&Value>, errors: &mut Errors) {
     let spec = at(obj, "/spec");
-    for field in ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"] {
-        errors.at_least(&format!("spec.{field}"), spec.get(field), 0);
-    }
-    errors.one_of("spec.completionMode", spec.get("completionMode"), &["NonIndexed", "Indexed"]);
     validate_selector(spec, errors);
-    validate_template(spec, &["OnFailure", "Never"], errors);
+    validate_job_spec(spec, errors);
     if let Some(old) = old {
         immutable(errors, "spec.selector", at(obj, "/spec/selector"), at(old, "/spec/selector"));
         immutable(errors, "spec.template", at(obj, "/spec/template"), at(old, "/spec/template"));
         immutable(errors, "spec.completions", at(obj, "/spec/completions"), at(old, "/spec/completions"));
     }
+}
+
+/// A Job's spec without its selector (which a CronJob's job template leaves unset).
+pub fn validate_job_spec(spec: &Value, errors: &mut Errors) {
+    for field in ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"] {
+        errors.at_least(&format!("spec.{field}"), spec.get(field), 0);
+    }
+    errors.one_of("spec.completionMode", spec.get("completionMode"), &["NonIndexed", "Indexed"]);
+    validate_template(spec, &["OnFailure", "Never"], errors);
 }

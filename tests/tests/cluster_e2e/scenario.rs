@@ -46,7 +46,7 @@ impl Scenario {
     /// and a client pod per node, then the cluster, and opens every node's maps.
     pub fn start(builder: TestBedBuilder) -> Self {
         let bed = waggle_tests::bed(builder);
-        let probe = Netprobe::at(env!("CARGO_BIN_EXE_netprobe"));
+        let probe = Netprobe::at(env!("CARGO_BIN_EXE_test-netprobe"));
         let mut backends = Vec::new();
         let mut servers = Vec::new();
         for (node, name) in BACKENDS {

@@ -16,6 +16,18 @@ fn discovery_api_resources_and_versions() {
         &out,
         "endpointslices discovery.k8s.io/v1 true EndpointSlice",
     );
+    for line in [
+        "cronjobs cj batch/v1 true CronJob",
+        "horizontalpodautoscalers hpa autoscaling/v2 true HorizontalPodAutoscaler",
+        "poddisruptionbudgets pdb policy/v1 true PodDisruptionBudget",
+        "persistentvolumes pv v1 false PersistentVolume",
+        "ingresses ing networking.k8s.io/v1 true Ingress",
+        "clusterroles rbac.authorization.k8s.io/v1 false ClusterRole",
+        "priorityclasses pc scheduling.k8s.io/v1 false PriorityClass",
+        "storageclasses sc storage.k8s.io/v1 false StorageClass",
+    ] {
+        assert_line(&out, line);
+    }
     let cluster_scoped = c.ok(&["api-resources", "--namespaced=false", "-o", "name"]);
     assert!(
         columns(&cluster_scoped).contains(&"nodes".to_owned()),
@@ -29,7 +41,10 @@ fn discovery_api_resources_and_versions() {
     let versions = columns(&c.ok(&["api-versions"]));
     for v in [
         "apps/v1",
+        "autoscaling/v1",
+        "autoscaling/v2",
         "batch/v1",
+        "rbac.authorization.k8s.io/v1",
         "coordination.k8s.io/v1",
         "discovery.k8s.io/v1",
         "networking.k8s.io/v1",

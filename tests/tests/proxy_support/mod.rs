@@ -24,7 +24,7 @@ use waggle_proxy::{
 use waggle_testbed::{Netprobe, Pod, TestBed};
 
 pub fn netprobe() -> Netprobe {
-    Netprobe::at(env!("CARGO_BIN_EXE_netprobe"))
+    Netprobe::at(env!("CARGO_BIN_EXE_test-netprobe"))
 }
 
 /// A pin directory on the bed's private BPF filesystem, registered with the bed and

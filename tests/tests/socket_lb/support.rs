@@ -16,14 +16,14 @@ use waggle_datapath::{
 };
 use waggle_ebpf_common::lb::{
     BackendV4, BackendV6, PROTO_TCP, SCOPE_EXTERNAL, SCOPE_INTERNAL, ServiceKeyV4, ServiceKeyV6,
-    ServiceValue, backend_flags, service_flags,
+    ServiceValue, SockRevNatKeyV4, SockRevNatV4, backend_flags, service_flags,
 };
 use waggle_testbed::{Netprobe, TestBed, probe::Attempt};
 
 pub use waggle_ebpf_common::lb::PROTO_UDP;
 
 pub fn netprobe() -> Netprobe {
-    Netprobe::at(env!("CARGO_BIN_EXE_netprobe"))
+    Netprobe::at(env!("CARGO_BIN_EXE_test-netprobe"))
 }
 
 pub fn load() -> Datapath {
@@ -272,6 +272,17 @@ impl ClusterLb {
     /// The LB maps of node `index`.
     pub fn maps(&self, index: usize) -> PinnedLbMaps {
         PinnedLbMaps::from_ebpf(self.nodes[index].0.ebpf()).expect("open LB maps")
+    }
+
+    /// Entries of node `index`'s IPv4 datagram reverse-NAT map (`wg_srnat4_v1`): one
+    /// per (socket, backend) of translated unconnected sends; connected sockets keep
+    /// theirs in socket storage instead.
+    pub fn datagram_records_v4(&self, index: usize) -> usize {
+        let name = waggle_ebpf_common::maps::SOCK_REV_NAT_V4;
+        let map = self.nodes[index].0.ebpf().map(name).expect("datagram map");
+        let map = aya::maps::HashMap::<_, SockRevNatKeyV4, SockRevNatV4>::try_from(map)
+            .expect("an LRU hash map");
+        map.keys().map(|key| key.expect("read a key")).count()
     }
 }
 

@@ -43,12 +43,20 @@ fn udp_connected_and_unconnected_see_the_vip() {
             "getpeername() of a connected UDP socket"
         );
     }
+    // Connected sockets keep their reverse translation in socket storage.
+    assert_eq!(lb.datagram_records_v4(0), 0, "records of connected sockets");
 
     let unconnected = probe.udp(&client, vip, 30, false).unwrap();
     assert_eq!(spread(&unconnected).len(), 2, "{unconnected:#?}");
     for attempt in &unconnected {
         assert_eq!(attempt.from_addr(), Some(vip), "recvfrom() reports the VIP");
     }
+    // One record per unconnected socket (each sends once, to one backend).
+    assert_eq!(
+        lb.datagram_records_v4(0),
+        30,
+        "records of unconnected sends"
+    );
 
     // Each unconnected send counts a packet; every socket here is a new flow.
     let counters = lb.maps(0).service_counters().unwrap();

@@ -1,0 +1,159 @@
+//! Version conversion of the one kind served in two versions:
+//! `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscalers. As upstream, objects
+//! are stored in `v2` (the storage version); a request to `v1` has its body converted
+//! to `v2` before it is stored and every object it reads converted back. Requests to
+//! `v2` (kubectl's preferred version) read the stored bytes as they are, so list and
+//! watch keep their fast paths. A `v1` write keeps the `v2`-only fields (other metrics,
+//! `behavior`, conditions) of the object it replaces.
+
+use serde_json::{Map, Value, json};
+use waggle_apimachinery::registry::Resource;
+
+const V1: &str = "autoscaling/v1";
+const V2: &str = "autoscaling/v2";
+
+/// Whether objects of `resource` are read and written through a conversion.
+pub fn needed(resource: &Resource) -> bool {
+    resource.group == "autoscaling" && resource.version == "v1"
+}
+
+/// Converts a stored object to the version `resource` is served in (no-op otherwise).
+pub fn to_request(resource: &Resource, obj: &mut Value) {
+    if needed(resource) && obj.get("apiVersion").and_then(Value::as_str) == Some(V2) {
+        *obj = v2_to_v1(obj);
+    }
+}
+
+/// The object to store for a write to `resource`: `obj` itself, or its `v2` form
+/// completed with the `v2`-only fields of `previous` (the stored object it replaces).
+pub fn to_storage(resource: &Resource, obj: &Value, previous: Option<&Value>) -> Option<Value> {
+    if !needed(resource) || obj.get("apiVersion").and_then(Value::as_str) != Some(V1) {
+        return None;
+    }
+    let mut stored = v1_to_v2(obj);
+    if let Some(previous) = previous.filter(|p| p.get("apiVersion").and_then(Value::as_str) == Some(V2)) {
+        let kept: Vec<Value> = items(previous, "/spec/metrics").iter().filter(|m| !is_cpu_utilization(m)).cloned().collect();
+        if !kept.is_empty() {
+            let mut metrics = items(&stored, "/spec/metrics").to_vec();
+            metrics.extend(kept);
+            stored["spec"]["metrics"] = Value::Array(metrics);
+        }
+        for (section, field) in [("spec", "behavior"), ("status", "conditions")] {
+            if let Some(v) = previous.get(section).and_then(|s| s.get(field))
+                && let Some(target) = stored.get_mut(section).and_then(Value::as_object_mut)
+            {
+                target.insert(field.into(), v.clone());
+            }
+        }
+    }
+    Some(stored)
+}
+
+fn items<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {
+    obj.pointer(pointer).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+fn is_cpu_utilization(metric: &Value) -> bool {
+    metric.get("type").and_then(Value::as_str) == Some("Resource")
+        && metric.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
+        && metric.pointer("/resource/target/type").and_then(Value::as_str) == Some("Utilization")
+}
+
+/// Copies `fields` of `from` into `to` where present.
+fn copy(from: Option<&Value>, to: &mut Map<String, Value>, fields: &[&str]) {
+    for field in fields {
+        if let Some(v) = from.and_then(|f| f.get(*field)) {
+            to.insert((*field).into(), v.clone());
+        }
+    }
+}
+
+const SPEC: &[&str] = &["scaleTargetRef", "minReplicas", "maxReplicas"];
+const STATUS: &[&str] = &["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas"];
+
+fn v1_to_v2(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    out["apiVersion"] = json!(V2);
+    let mut spec = Map::new();
+    copy(obj.get("spec"), &mut spec, SPEC);
+    if let Some(target) = obj.pointer("/spec/targetCPUUtilizationPercentage").filter(|t| !t.is_null()) {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]),
+        );
+    }
+    out["spec"] = Value::Object(spec);
+    if let Some(status) = obj.get("status").filter(|s| s.is_object()) {
+        let mut converted = Map::new();
+        copy(Some(status), &mut converted, STATUS);
+        if let Some(current) = status.get("currentCPUUtilizationPercentage").filter(|c| !c.is_null()) {
+            converted.insert(
+                "currentMetrics".into(),
+                json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": current}}}]),
+            );
+        }
+        out["status"] = Value::Object(converted);
+    }
+    out
+}
+
+fn v2_to_v1(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    out["apiVersion"] = json!(V1);
+    let mut spec = Map::new();
+    copy(obj.get("spec"), &mut spec, SPEC);
+    if let Some(cpu) = items(obj, "/spec/metrics").iter().find(|m| is_cpu_utilization(m)) {
+        if let Some(target) = cpu.pointer("/resource/target/averageUtilization") {
+            spec.insert("targetCPUUtilizationPercentage".into(), target.clone());
+        }
+    }
+    out["spec"] = Value::Object(spec);
+    if let Some(status) = obj.get("status").filter(|s| s.is_object()) {
+        let mut converted = Map::new();
+        copy(Some(status), &mut converted, STATUS);
+        let cpu = items(status, "/currentMetrics").iter().find(|m| {
+            m.get("type").and_then(Value::as_str) == Some("Resource") && m.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
+        });
+        if let Some(current) = cpu.and_then(|m| m.pointer("/resource/current/averageUtilization")) {
+            converted.insert("currentCPUUtilizationPercentage".into(), current.clone());
+        }
+        out["status"] = Value::Object(converted);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waggle_apimachinery::registry::find;
+
+    #[test]
+    fn v1_round_trips_through_storage_and_keeps_v2_only_fields() {
+        let v1 = find("autoscaling", "v1", "horizontalpodautoscalers").unwrap();
+        let v2 = find("autoscaling", "v2", "horizontalpodautoscalers").unwrap();
+        let written = json!({"apiVersion": V1, "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4,
+                     "targetCPUUtilizationPercentage": 70},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2, "currentCPUUtilizationPercentage": 35}});
+        let stored = to_storage(v1, &written, None).unwrap();
+        assert_eq!(stored["apiVersion"], V2);
+        assert_eq!(stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert_eq!(stored["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"], 35);
+        assert!(stored["spec"].get("targetCPUUtilizationPercentage").is_none());
+        let mut read = stored.clone();
+        to_request(v1, &mut read);
+        assert_eq!(read, written);
+        // v2 requests read the stored object as is.
+        let mut as_v2 = stored.clone();
+        to_request(v2, &mut as_v2);
+        assert_eq!(as_v2, stored);
+        assert!(to_storage(v2, &stored, None).is_none());
+
+        let mut previous = stored.clone();
+        previous["spec"]["metrics"].as_array_mut().unwrap().push(json!({"type": "Pods", "pods": {"metric": {"name": "qps"}}}));
+        previous["spec"]["behavior"] = json!({"scaleDown": {"stabilizationWindowSeconds": 60}});
+        let updated = to_storage(v1, &written, Some(&previous)).unwrap();
+        assert_eq!(updated["spec"]["metrics"].as_array().unwrap().len(), 2);
+        assert_eq!(updated["spec"]["behavior"], previous["spec"]["behavior"]);
+    }
+}

@@ -1,6 +1,0 @@
-//! `netprobe` for this crate's tests (`env!("CARGO_BIN_EXE_netprobe")`); the tool
-//! itself is [`waggle_testbed::probe`].
-
-fn main() -> anyhow::Result<()> {
-    waggle_testbed::probe::main()
-}
