@@ -82,6 +82,20 @@ pub fn check_kind(resource: &Resource, obj: &mut Value) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// Checks the body of a subresource that takes its own kind (an Eviction, a
+/// TokenRequest): `kind` and one of `api_versions` must be set, and the error names
+/// the first of them, as kube-apiserver's does.
+pub fn check_request_kind(obj: &Value, kind: &str, api_versions: &[&str]) -> Result<(), ApiError> {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    if obj.get("kind").and_then(Value::as_str) == Some(kind) && api_versions.contains(&api_version) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "the API version in the data ({api_version}) does not match the expected API version ({})",
+        api_versions.first().copied().unwrap_or_default()
+    )))
+}
+
 /// Checks (and fills) `metadata.namespace` against the URL's namespace.
 pub fn check_namespace(resource: &Resource, obj: &mut Value, namespace: Option<&str>) -> Result<(), ApiError> {
     if !resource.namespaced() {

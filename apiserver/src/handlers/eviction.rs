@@ -17,20 +17,7 @@ use crate::target::Target;
 
 /// Whether the body is a `policy/v1` (or `v1beta1`) Eviction, as upstream checks.
 fn check_kind(eviction: &Value) -> Result<(), ApiError> {
-    let api_version = eviction
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = eviction
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if kind == "Eviction" && matches!(api_version, "policy/v1" | "policy/v1beta1") {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "the API version in the data ({api_version}) does not match the expected API version (policy/v1)"
-    )))
+    body::check_request_kind(eviction, "Eviction", &["policy/v1", "policy/v1beta1"])
 }
 
 /// The Eviction's `deleteOptions`, validated as a `DELETE` body's are; a `dryRun`

@@ -23,14 +23,7 @@ const MAX_SECONDS: i64 = 1 << 32;
 const BINDABLE: &[&str] = &["Pod", "Node", "Secret"];
 
 fn check_kind(request: &Value) -> Result<(), ApiError> {
-    let api_version = request.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = request.get("kind").and_then(Value::as_str).unwrap_or_default();
-    if kind == "TokenRequest" && api_version == "authentication.k8s.io/v1" {
-        return Ok(());
-    }
-    Err(ApiError::bad_request(format!(
-        "the API version in the data ({api_version}) does not match the expected API version (authentication.k8s.io/v1)"
-    )))
+    body::check_request_kind(request, "TokenRequest", &["authentication.k8s.io/v1"])
 }
 
 async fn read(state: &ApiState, plural: &str, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {

@@ -2,7 +2,7 @@
 //! `kubectl patch` in its three types, `kubectl diff`, `kubectl edit` with a scripted
 //! editor, and the managedFields every write records.
 
-use crate::asserts::{assert_contains, json};
+use crate::asserts::{assert_contains, assert_diff_line, json};
 use crate::harness::{Cluster, fixture};
 
 #[test]
@@ -396,40 +396,12 @@ fn diff_against_the_live_object() {
     );
     let changed = c.run(&["diff", "-f", &fixture("deploy-v2.yaml")]);
     assert_eq!(changed.code, Some(1), "{}", changed.stderr);
-    assert!(
-        changed
-            .stdout
-            .lines()
-            .any(|l| l.starts_with('-') && l.ends_with("- image: nginx:1.25")),
-        "{}",
-        changed.stdout
-    );
-    assert!(
-        changed
-            .stdout
-            .lines()
-            .any(|l| l.starts_with('+') && l.ends_with("- image: nginx:1.26")),
-        "{}",
-        changed.stdout
-    );
+    assert_diff_line(&changed.stdout, '-', |l| l.ends_with("- image: nginx:1.25"));
+    assert_diff_line(&changed.stdout, '+', |l| l.ends_with("- image: nginx:1.26"));
     // The dropped sidecar shows as removed lines.
-    assert!(
-        changed
-            .stdout
-            .lines()
-            .any(|l| l.starts_with('-') && l.ends_with("name: sidecar")),
-        "{}",
-        changed.stdout
-    );
+    assert_diff_line(&changed.stdout, '-', |l| l.ends_with("name: sidecar"));
     // The server's generation bump shows, as against kube-apiserver (dry-run runs the whole write path).
-    assert!(
-        changed
-            .stdout
-            .lines()
-            .any(|l| l.starts_with('+') && l.contains("generation: 2")),
-        "{}",
-        changed.stdout
-    );
+    assert_diff_line(&changed.stdout, '+', |l| l.contains("generation: 2"));
     let ssa = c.run(&[
         "diff",
         "--server-side",

@@ -28,3 +28,13 @@ pub fn assert_line(text: &str, prefix: &str) {
 pub fn assert_contains(text: &str, needle: &str) {
     assert!(text.contains(needle), "{needle:?} not in:\n{text}");
 }
+
+/// Asserts that `kubectl diff` printed a line marked `sign` (`-` removed, `+` added)
+/// whose text passes `matches`.
+#[track_caller]
+pub fn assert_diff_line(diff: &str, sign: char, matches: impl Fn(&str) -> bool) {
+    assert!(
+        diff.lines().any(|l| l.starts_with(sign) && matches(l)),
+        "no matching {sign:?} line in:\n{diff}"
+    );
+}
