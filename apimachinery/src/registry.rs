@@ -593,6 +593,30 @@ pub static RESOURCES: &[Resource] = &[
         [],
         CREATE
     ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview",
+        [],
+        NONE,
+        Cluster,
+        [],
+        CREATE
+    ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        "subjectaccessreview",
+        [],
+        NONE,
+        Cluster,
+        [],
+        CREATE
+    ),
 ];
 
 /// The resource served at `group`/`version`/`plural`.

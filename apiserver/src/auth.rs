@@ -1,9 +1,8 @@
 //! The authentication/authorization hook every request passes through.
 //!
-//! The server installs [`crate::authn::Authenticator`] (client certificates, the admin
-//! token, service-account tokens; every request allowed); an authorizer (RBAC) will
-//! implement [`Gate::authorize`] without touching routing. [`AllowAll`] treats every
-//! request as the cluster admin.
+//! The server installs [`crate::authz::RbacGate`]: [`crate::authn::Authenticator`]
+//! (client certificates, the admin token, service-account tokens) then RBAC.
+//! [`AllowAll`] treats every request as the cluster admin.
 
 use http::request::Parts;
 
@@ -29,7 +28,8 @@ impl User {
 /// What a request does, for authorization.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attributes {
-    /// `get`, `list`, `watch`, `create`, ... (empty for non-resource requests).
+    /// `get`, `list`, `watch`, `create`, ... for resources; the lower-case method for
+    /// non-resource paths.
     pub verb: String,
     pub group: String,
     pub resource: String,
@@ -37,6 +37,13 @@ pub struct Attributes {
     pub namespace: String,
     pub name: String,
     pub path: String,
+}
+
+impl Attributes {
+    /// Whether the request addresses a resource (else a non-resource path).
+    pub fn is_resource_request(&self) -> bool {
+        !self.resource.is_empty()
+    }
 }
 
 /// Decides whether a request may proceed.

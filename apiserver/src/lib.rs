@@ -12,6 +12,7 @@ pub mod admin_cert;
 pub mod alloc;
 pub mod auth;
 pub mod authn;
+pub mod authz;
 pub mod body;
 pub mod convert;
 pub mod defaults;

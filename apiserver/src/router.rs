@@ -18,7 +18,7 @@ use crate::status::ApiError;
 use waggle_apimachinery::discovery as apimachinery_discovery;
 use waggle_apimachinery::openapi;
 
-use crate::{discovery, handlers, kubelet, target};
+use crate::{authz, discovery, handlers, kubelet, target};
 
 #[derive(Clone)]
 struct Ctx {
@@ -54,18 +54,24 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
     let parsed = target::parse(parts.uri.path());
     let kubelet_route = kubelet::route(parts.uri.path());
     let mut attributes = Attributes {
+        verb: parts.method.as_str().to_ascii_lowercase(),
         path: parts.uri.path().to_owned(),
         ..Default::default()
     };
     let (verb, resource, subresource) = match &parsed {
         Ok(Some(t)) => {
             let verb = handlers::verb(&parts.method, t, &params);
-            attributes.verb = verb.to_ascii_lowercase();
+            attributes.verb =
+                authz::resource_verb(&parts.method, t.name.is_none(), verb == "WATCH");
             attributes.group = t.resource.group.into();
             attributes.resource = t.resource.plural.into();
             attributes.subresource = t.subresource.clone().unwrap_or_default();
             attributes.namespace = t.namespace.clone().unwrap_or_default();
             attributes.name = t.name.clone().unwrap_or_default();
+            if t.resource.group.is_empty() && t.resource.plural == "namespaces" {
+                // A namespace is in itself, for RoleBindings (as upstream's RequestInfo).
+                attributes.namespace = attributes.name.clone();
+            }
             (
                 verb,
                 t.resource.plural,
@@ -76,7 +82,7 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
     };
     if let (Some(kubelet::Route::Node { name, .. }), Ok(None)) = (&kubelet_route, &parsed) {
         // `nodes/NAME/proxy/PATH` is deeper than resource paths go.
-        attributes.verb = method_label(&parts.method).to_ascii_lowercase();
+        attributes.verb = authz::resource_verb(&parts.method, false, false);
         attributes.resource = "nodes".into();
         attributes.subresource = "proxy".into();
         attributes.name = name.clone();
@@ -109,6 +115,9 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                 .await
             }
             Some(t) => {
+                let rbac_write = t.resource.group == authz::index::RBAC_GROUP
+                    && !matches!(parts.method, Method::GET | Method::HEAD);
+                let plural = t.resource.plural;
                 let request = handlers::dispatch(
                     ctx.state.clone(),
                     parts.method.clone(),
@@ -117,7 +126,15 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                     parts.headers.clone(),
                     body,
                 );
-                crate::kubectl::context::scoped(&params, &parts.headers, request).await
+                let response =
+                    crate::kubectl::context::scoped(&params, &parts.headers, request).await;
+                if rbac_write && response.as_ref().is_ok_and(|r| r.status().is_success()) {
+                    // The writer's next request sees its change (the watch may lag).
+                    if let Err(e) = ctx.state.authorizer.index.refresh(plural).await {
+                        tracing::warn!(error = %e, "re-reading RBAC objects failed");
+                    }
+                }
+                response
             }
             None => non_resource(&ctx, &parts.method, &parts.uri, &parts.headers).await,
         }

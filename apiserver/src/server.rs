@@ -11,7 +11,8 @@ use waggle_apimachinery::registry;
 use waggle_store::{ListOptions, Store, StoreError};
 
 use crate::alloc::{Allocator, Cidr, NODE_PORTS};
-use crate::authn::{Authenticator, peer::ClientCertAcceptor, tokens::Issuer};
+use crate::authn::{Authenticator, InsecurePort, peer::ClientCertAcceptor, tokens::Issuer};
+use crate::authz::{Authorizer, RbacGate, index::Index};
 use crate::metrics::Metrics;
 use crate::state::{ApiState, Settings, Shared};
 use crate::{keys, kubeconfig, lifecycle, namespaces, objects, router, tls};
@@ -76,6 +77,8 @@ pub struct Running {
     pub state: Shared,
     handle: axum_server::Handle,
     tasks: Vec<JoinHandle<()>>,
+    /// Keeps the RBAC index current.
+    rbac_sync: JoinHandle<()>,
 }
 
 impl Running {
@@ -89,11 +92,13 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.rbac_sync.abort();
     }
 
     /// Stops accepting and closes connections.
     pub async fn shutdown(self) {
         self.handle.shutdown();
+        self.rbac_sync.abort();
         for task in &self.tasks {
             task.abort();
         }
@@ -148,6 +153,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let material = tls::load_or_create(&config.data_dir.join("pki"), &hosts)?;
     let tokens = Arc::new(Issuer::load_or_create(&config.data_dir.join("pki"))?);
 
+    let rbac = Arc::new(Index::new(config.store.clone()));
+    let authorizer = Arc::new(Authorizer::new(rbac.clone()));
     let state: Shared = Arc::new(ApiState {
         fanout: crate::fanout::Fanout::new(config.store.clone()),
         store: config.store,
@@ -155,8 +162,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics: Metrics::default(),
         settings: config.settings,
         tokens: tokens.clone(),
+        authorizer: authorizer.clone(),
     });
     bootstrap(&state).await?;
+    crate::authz::bootstrap::ensure(state.store.as_ref()).await?;
+    let rbac_sync = rbac.clone().follow(rbac.load().await?);
 
     let url = format!("https://{}", client_addr(https_addr));
     let kubeconfig_path = config.data_dir.join("admin.kubeconfig");
@@ -173,7 +183,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let app = router::router(
         state.clone(),
-        Arc::new(Authenticator::new(token, tokens)),
+        Arc::new(RbacGate::new(Authenticator::new(token, tokens), authorizer)),
         client_addr(https_addr).to_string(),
     );
     let handle = axum_server::Handle::new();
@@ -198,6 +208,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 .map_err(|source| StartError::Bind { addr, source })?,
         );
         tasks.push(tokio::spawn(async move {
+            // Requests here are the cluster admin's (see `InsecurePort`).
+            let app = app.layer(axum::Extension(InsecurePort));
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP listener failed");
             }
@@ -211,6 +223,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         state,
         handle,
         tasks,
+        rbac_sync,
     })
 }
 

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub fanout: Fanout,
     /// Signs the service-account tokens `TokenRequest` issues.
     pub tokens: Arc<crate::authn::tokens::Issuer>,
+    /// RBAC: the request gate's and the access reviews' authorizer.
+    pub authorizer: Arc<crate::authz::Authorizer>,
 }
 
 pub type Shared = Arc<ApiState>;

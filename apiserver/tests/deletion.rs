@@ -96,6 +96,15 @@ both_backends!(namespace_termination, |backend: Backend| async move {
         }
         other => panic!("expected 403, got {other:?}"),
     }
+    // The clean-up runs in the background: wait for it to reach the held object, then
+    // give it another pass (it retries every 500 ms) to show the finalizer holds.
+    let marked = tokio::time::timeout(Duration::from_secs(20), async {
+        while cms.get("held").await.unwrap().metadata.deletion_timestamp.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(marked.is_ok(), "the clean-up marks the finalized object for deletion");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(cms.get("held").await.unwrap().metadata.deletion_timestamp.is_some());
     assert!(namespaces.get_opt("doomed").await.unwrap().is_some());

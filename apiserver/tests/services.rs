@@ -88,9 +88,18 @@ async fn allocations_survive_restart() {
         running.shutdown().await;
         s.spec.unwrap().cluster_ip.unwrap()
     };
-    // The store file is released when the old store drops; reopen it.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let store = waggle_store::open(&spec).await.unwrap();
+    // The store file is released when the old server's last task drops the store
+    // (connection tasks may outlive the shutdown briefly): retry until it is free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let store = loop {
+        match waggle_store::open(&spec).await {
+            Ok(store) => break store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reopening the store after the shutdown: {e}"),
+        }
+    };
     let mut config = waggle_apiserver::Config::new(dir.path().to_owned(), store);
     config.bind = "127.0.0.1:0".parse().unwrap();
     let running = waggle_apiserver::start(config).await.unwrap();

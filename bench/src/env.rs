@@ -197,9 +197,48 @@ impl Stage {
         duration: Duration,
         connections: u32,
     ) -> anyhow::Result<WrkReport> {
-        let seconds = duration.as_secs().max(1);
         let out = self
-            .client_command(cgroup, seconds)
+            .wrk_command(cgroup, ip, port, duration, connections)
+            .output()
+            .context("running wrk in the client pod")?;
+        wrk_report(&out)
+    }
+
+    /// Two wrk runs started together, each with its own target and cgroup, sharing the
+    /// client's CPU (and the server's): whatever slows the machine during the window
+    /// slows both.
+    pub fn wrk_pair(
+        &self,
+        targets: [(ClientCgroup, Ipv4Addr, u16); 2],
+        duration: Duration,
+        connections: u32,
+    ) -> anyhow::Result<[WrkReport; 2]> {
+        let spawn = |(cgroup, ip, port): (ClientCgroup, Ipv4Addr, u16)| {
+            self.wrk_command(cgroup, ip, port, duration, connections)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("starting wrk in the client pod")
+        };
+        let first = spawn(targets[0])?;
+        let second = spawn(targets[1]);
+        // Wait for the first even when the second failed to start: no run is left behind.
+        let first = first.wait_with_output().context("running wrk in the client pod");
+        let second = second?.wait_with_output().context("running wrk in the client pod")?;
+        Ok([wrk_report(&first?)?, wrk_report(&second)?])
+    }
+
+    fn wrk_command(
+        &self,
+        cgroup: ClientCgroup,
+        ip: Ipv4Addr,
+        port: u16,
+        duration: Duration,
+        connections: u32,
+    ) -> Command {
+        let seconds = duration.as_secs().max(1);
+        let mut command = self.client_command(cgroup, seconds);
+        command
             .args(["wrk", "-t1", "-c", &connections.to_string()])
             .args([
                 "-d",
@@ -208,15 +247,8 @@ impl Stage {
                 "-H",
                 "Connection: close",
             ])
-            .arg(format!("http://{ip}:{port}/"))
-            .output()
-            .context("running wrk in the client pod")?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(load::parse_wrk(&text)?)
+            .arg(format!("http://{ip}:{port}/"));
+        command
     }
 
     /// Request/response latency over one TCP connection (sockperf ping-pong).
@@ -300,6 +332,16 @@ impl Stage {
 
 /// nginx on CPU 1, one worker, listening on `port`; `command` is `taskset` in the
 /// server pod's namespace and the wanted cgroup.
+/// A finished wrk's report, from its stdout and stderr.
+fn wrk_report(out: &std::process::Output) -> anyhow::Result<WrkReport> {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(load::parse_wrk(&text)?)
+}
+
 fn start_nginx(
     bed: &TestBed,
     mut command: Command,

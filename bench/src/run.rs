@@ -59,6 +59,19 @@ pub struct Options {
     pub competitors: Vec<Competitor>,
     /// Where to write a system-wide `perf record` of each BPF-statistics window.
     pub perf_dir: Option<std::path::PathBuf>,
+    /// How a path is paired with its phase's baseline.
+    pub pairing: Pairing,
+}
+
+/// How each path's same-round ratio to the baseline is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pairing {
+    /// Every path alone in its own window, in a balanced order within the round.
+    Sequential,
+    /// The path and the baseline at the same time, in one window, sharing the CPUs:
+    /// the machine's slow moments hit both alike, so the ratio is their relative cost
+    /// per connection even on a host with bursts of steal time.
+    Concurrent,
 }
 
 /// One measured path.
@@ -260,7 +273,10 @@ fn waggle_phase(
     ];
     let mut phase = measure_phase(stage, options, result.services, &paths)?;
     result.daemon_cpu = proxy.cpu_time()?.saturating_sub(cpu_before);
-    result.daemon_windows = options.rounds * paths.len();
+    result.daemon_windows = match options.pairing {
+        Pairing::Sequential => options.rounds * paths.len(),
+        Pairing::Concurrent => options.rounds * (paths.len() - 1),
+    };
     phase[2].program_time = Some(programmed);
     result.paths.extend(phase);
     result.bpf = bpf_cost(stage, options, &paths)?;
@@ -289,33 +305,17 @@ fn rules_phase(
     Ok(())
 }
 
-/// `options.rounds` rounds over `paths` in [`order`], then one latency run per path.
+/// `options.rounds` rounds over `paths` (see [`Pairing`]), then one latency run per path.
 fn measure_phase(
     stage: &Stage,
     options: &Options,
     services: usize,
     paths: &[PathKind],
 ) -> anyhow::Result<Vec<PathResult>> {
-    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
-    for round in 0..options.rounds {
-        for index in order(paths.len(), round) {
-            let window = measure_window(stage, options, paths[index])?;
-            eprintln!(
-                "bench:   round {:>2} {:<44} {:>9.0} conn/s  steal {:>4.1}%{}",
-                round + 1,
-                paths[index].label(),
-                window.wrk.requests_per_sec,
-                window.steal * 100.0,
-                if window.syn_trouble > 0 {
-                    format!("  ({} SYN retransmits/PAWS)", window.syn_trouble)
-                } else {
-                    String::new()
-                }
-            );
-            windows[index].push(window);
-        }
-    }
-    let mut paired = paired_ratios(&windows);
+    let (mut windows, mut paired) = match options.pairing {
+        Pairing::Sequential => sequential_rounds(stage, options, paths)?,
+        Pairing::Concurrent => concurrent_rounds(stage, options, paths)?,
+    };
     let mut out = Vec::new();
     for (index, &path) in paths.iter().enumerate() {
         let (ip, _, cgroup) = resolve(stage, path);
@@ -323,18 +323,72 @@ fn measure_phase(
         let latency = stage
             .sockperf(cgroup, ip, options.sockperf_seconds)
             .with_context(|| path.label())?;
-        let paired = std::mem::take(&mut paired[index]);
         out.push(PathResult {
             services,
             path,
             windows: std::mem::take(&mut windows[index]),
             baseline: (index > 0).then_some(paths[0]),
-            paired,
+            paired: std::mem::take(&mut paired[index]),
             latency,
             program_time: None,
         });
     }
     Ok(out)
+}
+
+/// Windows per path and same-round ratios per path (none for the baseline).
+type Rounds = (Vec<Vec<Window>>, Vec<Vec<f64>>);
+
+/// Every round measures each path alone, in [`order`].
+fn sequential_rounds(stage: &Stage, options: &Options, paths: &[PathKind]) -> anyhow::Result<Rounds> {
+    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
+    for round in 0..options.rounds {
+        for index in order(paths.len(), round) {
+            let window = measure_window(stage, options, paths[index])?;
+            report_window(round, paths[index], &window);
+            windows[index].push(window);
+        }
+    }
+    let paired = paired_ratios(&windows);
+    Ok((windows, paired))
+}
+
+/// Every round measures each path other than the baseline together with the
+/// baseline, in one shared window; the baseline keeps a window per pairing.
+fn concurrent_rounds(stage: &Stage, options: &Options, paths: &[PathKind]) -> anyhow::Result<Rounds> {
+    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
+    let mut paired: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for round in 0..options.rounds {
+        // Alternate which of the pairs goes first, as the sequential order does.
+        let mut others: Vec<usize> = (1..paths.len()).collect();
+        if round % 2 == 1 {
+            others.reverse();
+        }
+        for index in others {
+            let [base, own] = measure_pair(stage, options, [paths[0], paths[index]])?;
+            report_window(round, paths[0], &base);
+            report_window(round, paths[index], &own);
+            paired[index].push(own.wrk.requests_per_sec / base.wrk.requests_per_sec);
+            windows[0].push(base);
+            windows[index].push(own);
+        }
+    }
+    Ok((windows, paired))
+}
+
+fn report_window(round: usize, path: PathKind, window: &Window) {
+    eprintln!(
+        "bench:   round {:>2} {:<44} {:>9.0} conn/s  steal {:>4.1}%{}",
+        round + 1,
+        path.label(),
+        window.wrk.requests_per_sec,
+        window.steal * 100.0,
+        if window.syn_trouble > 0 {
+            format!("  ({} SYN retransmits/PAWS)", window.syn_trouble)
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// Per path, its rate over the first path's rate in the same round (none for the first).
@@ -391,6 +445,34 @@ fn measure_window(stage: &Stage, options: &Options, path: PathKind) -> anyhow::R
         syn_trouble,
         steal,
     })
+}
+
+/// As [`measure_window`] for two paths at once (warm-up included). Both windows get
+/// the window's steal time and its SYN trouble, which the two runs share.
+fn measure_pair(stage: &Stage, options: &Options, paths: [PathKind; 2]) -> anyhow::Result<[Window; 2]> {
+    let targets = paths.map(|path| {
+        let (ip, port, cgroup) = resolve(stage, path);
+        (cgroup, ip, port)
+    });
+    let label = || format!("{} with {}", paths[1].label(), paths[0].label());
+    stage.reset_between_runs(options.settle);
+    if !options.warmup.is_zero() {
+        stage
+            .wrk_pair(targets, options.warmup, options.connections)
+            .with_context(|| format!("{} (warm-up)", label()))?;
+    }
+    let before = stage.syn_trouble_counters();
+    let cpu = CpuTimes::now();
+    let reports = stage
+        .wrk_pair(targets, options.duration, options.connections)
+        .with_context(label)?;
+    let steal = cpu.steal_until(CpuTimes::now());
+    let syn_trouble = stage.syn_trouble_counters().saturating_sub(before);
+    Ok(reports.map(|wrk| Window {
+        wrk,
+        syn_trouble,
+        steal,
+    }))
 }
 
 /// With the kernel's BPF statistics on, `options.stats_windows` one-second windows per path

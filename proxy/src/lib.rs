@@ -7,8 +7,9 @@
 //! changes into map writes. Inside a sync, [`translate`] (pure: Service +
 //! EndpointSlices → frontends and backend sets, with [`endpoints`] choosing the
 //! backends; on a helper thread for large syncs, see [`plans`]) feeds the
-//! [`program::Programmer`], which keeps ids and slots stable and
-//! marks changed entries in the desired [`state::MapState`]; only those are written
+//! [`program::Programmer`], which keeps ids and slots stable, gives a frontend two
+//! Services claim to one of them ([`claims`]) and marks changed entries in the desired
+//! [`state::MapState`]; only those are written
 //! (or, after a failure, everything that differs from the maps). [`dump`] renders map
 //! contents as text for golden tests and `waggle bpf lb list`; [`daemon`] wires it all
 //! to the real data path with metrics and health checks. The node itself is watched
@@ -17,6 +18,7 @@
 //!
 //! Start reading at [`translate`], then [`program`], then [`sync`].
 
+pub mod claims;
 pub mod daemon;
 pub mod dump;
 pub mod endpoints;

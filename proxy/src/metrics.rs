@@ -1,6 +1,7 @@
-//! Prometheus metrics: sync duration and outcome, programmed frontends/backends, and
-//! — read from the kernel at scrape time — per-service packets/bytes/connections
-//! (`SERVICE_METRICS`) and drops by reason (`DROPS`, named by `drop_reason_name`).
+//! Prometheus metrics: sync duration and outcome, programmed frontends/backends,
+//! contested frontends, and — read from the kernel at scrape time — per-service
+//! packets/bytes/connections (`SERVICE_METRICS`) and drops by reason (`DROPS`, named
+//! by `drop_reason_name`).
 
 use std::{
     collections::BTreeMap,
@@ -154,6 +155,7 @@ pub struct ProxyMetrics {
     syncs: Family<ResultLabels, Counter>,
     frontends: Gauge,
     backends: Gauge,
+    conflicts: Gauge,
 }
 
 impl ProxyMetrics {
@@ -184,6 +186,13 @@ impl ProxyMetrics {
             "Backends in the maps",
             backends.clone(),
         );
+        let conflicts = Gauge::default();
+        registry.register(
+            "waggle_proxy_frontend_conflicts",
+            "Contested frontends (address, port, protocol) withheld from a Service because \
+             an older Service owns them",
+            conflicts.clone(),
+        );
         if let Some(source) = counters {
             registry.register_collector(Box::new(KernelCollector {
                 source: Mutex::new(source),
@@ -196,6 +205,7 @@ impl ProxyMetrics {
             syncs,
             frontends,
             backends,
+            conflicts,
         }
     }
 
@@ -223,6 +233,8 @@ impl ProxyMetrics {
             .set(i64::try_from(report.masters).unwrap_or(i64::MAX));
         self.backends
             .set(i64::try_from(report.backends).unwrap_or(i64::MAX));
+        self.conflicts
+            .set(i64::try_from(report.frontend_conflicts).unwrap_or(i64::MAX));
     }
 
     /// The text exposition.
@@ -276,6 +288,7 @@ mod tests {
             })),
             masters: 4,
             backends: 9,
+            frontend_conflicts: 2,
             rev_nat_names: Arc::new(BTreeMap::from([(
                 7,
                 ServicePortName {
@@ -295,6 +308,7 @@ mod tests {
             "waggle_proxy_syncs_total{result=\"ok\"} 1",
             "waggle_proxy_programmed_frontends 4",
             "waggle_proxy_programmed_backends 9",
+            "waggle_proxy_frontend_conflicts 2",
             "waggle_service_packets_total{namespace=\"shop\",service=\"web\",port=\"http\",protocol=\"TCP\"} 10",
             "waggle_service_bytes_total{namespace=\"shop\",service=\"web\",port=\"http\",protocol=\"TCP\"} 1500",
             "waggle_service_connections_total{namespace=\"shop\",service=\"web\",port=\"http\",protocol=\"TCP\"} 3",

@@ -116,6 +116,27 @@ impl fmt::Display for ServiceName {
     }
 }
 
+/// A Service's `metadata.creationTimestamp` (nanoseconds since the epoch), ordered
+/// oldest first. A missing timestamp (a YAML file may omit it) orders after every
+/// real one: [`Created::UNKNOWN`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Created(i128);
+
+impl Created {
+    pub const UNKNOWN: Self = Self(i128::MAX);
+
+    pub fn from_nanos(nanos: i128) -> Self {
+        // `UNKNOWN` is out of any timestamp's range; clamp just below it.
+        Self(nanos.min(i128::MAX - 1))
+    }
+}
+
+impl Default for Created {
+    fn default() -> Self {
+        Self::UNKNOWN
+    }
+}
+
 /// One port of a Service: `namespace/name:port-name/PROTO`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServicePortName {

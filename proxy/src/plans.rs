@@ -76,19 +76,19 @@ impl View<'_> {
 /// The EndpointSlices of one Service in name order (the order their endpoints are
 /// merged in). Usually one or two: a sorted list.
 #[derive(Debug, Default)]
-pub struct Slices(Vec<(String, Arc<EndpointSlice>)>);
+pub struct Slices(Vec<(Arc<str>, Arc<EndpointSlice>)>);
 
 impl Slices {
     /// Adds or replaces the slice `name`.
-    pub fn insert(&mut self, name: String, slice: Arc<EndpointSlice>) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+    pub fn insert(&mut self, name: Arc<str>, slice: Arc<EndpointSlice>) {
+        match self.0.binary_search_by(|(n, _)| n.cmp(&name)) {
             Ok(i) => self.0[i].1 = slice,
             Err(i) => self.0.insert(i, (name, slice)),
         }
     }
 
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| (**n).cmp(name)) {
             self.0.remove(i);
         }
     }

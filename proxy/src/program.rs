@@ -9,6 +9,10 @@
 //!   the count shrinks, new backends are appended — connections through unchanged
 //!   backends never see their slot change;
 //! - only entries whose value changes are marked dirty for the next map write.
+//!
+//! A frontend two services claim is programmed for its owner only ([`Claims`]); a
+//! service that gains or loses a frontend because of another's change is requeued
+//! ([`Programmer::take_requeued`]) and programmed again in the same sync.
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
@@ -23,10 +27,14 @@ use waggle_ebpf_common::{
 };
 
 use crate::{
+    claims::{Claims, Frontend},
     endpoints::Endpoint,
     ids::{Exhausted, IdAllocator},
     maglev::{self, MaglevBackend},
-    model::{BackendAddr, Family, Protocol, ServiceName, ServicePortName, port_to_map, v4_to_map},
+    model::{
+        BackendAddr, Created, Family, Protocol, ServiceName, ServicePortName, port_to_map,
+        v4_to_map,
+    },
     state::MapState,
     translate::{MasterPlan, ServicePlan},
 };
@@ -99,10 +107,15 @@ pub type RevNatKey = (ServicePortName, Family);
 /// The entries one service contributed (to release them when it changes).
 #[derive(Debug, Default)]
 struct Fragment {
+    /// Master keys it programmed (it owns their frontends).
     masters: Vec<MasterKey>,
     backends: Vec<BackendAddr>,
     rev_nats: Vec<RevNatKey>,
     maglev: Vec<u32>,
+    /// Frontends it claims that another service owns (usually none).
+    withheld: Vec<Frontend>,
+    /// The service's age, which decides contested frontends.
+    created: Created,
 }
 
 impl Fragment {
@@ -124,6 +137,8 @@ impl Fragment {
             backends: Vec::with_capacity(backends),
             rev_nats: Vec::with_capacity(plan.ports.len()),
             maglev: Vec::new(),
+            withheld: Vec::new(),
+            created: plan.created,
         }
     }
 }
@@ -154,6 +169,8 @@ pub struct Programmer {
     rev_nat_hints: HashMap<MasterKey, u16>,
     slots: HashMap<MasterKey, Vec<u32>>,
     fragments: HashMap<ServiceName, Fragment>,
+    /// Which service owns each frontend.
+    claims: Claims,
     /// Shared with the sync reports: copied (cheaply, the names are shared strings)
     /// only when a sync changes it while a report still holds the previous one.
     rev_nat_names: Arc<BTreeMap<u16, ServicePortName>>,
@@ -178,6 +195,7 @@ impl Programmer {
             rev_nat_hints: HashMap::default(),
             slots: HashMap::default(),
             fragments: HashMap::default(),
+            claims: Claims::default(),
             rev_nat_names: Arc::default(),
             health: BTreeMap::new(),
             scratch: Vec::new(),
@@ -212,6 +230,17 @@ impl Programmer {
         self.backend_ids.len()
     }
 
+    /// Frontends withheld from at least one service because another owns them.
+    pub fn frontend_conflicts(&self) -> usize {
+        self.claims.contested()
+    }
+
+    /// Services that gained or lost a frontend since they were last programmed
+    /// (another service's change decided it): program them again, in name order.
+    pub fn take_requeued(&mut self) -> Vec<ServiceName> {
+        self.claims.take_requeued()
+    }
+
     /// Makes room for `services` services with `endpoints` endpoints in all (before a
     /// full sync), so the tables do not grow step by step. Sized for IPv4, the usual
     /// family; IPv6 tables grow as needed.
@@ -225,6 +254,7 @@ impl Programmer {
             .reserve(services.saturating_sub(self.slots.len()));
         self.fragments
             .reserve(services.saturating_sub(self.fragments.len()));
+        self.claims.reserve(services);
     }
 
     /// Seeds ids and slot orders from maps a previous proxy programmed, so a restart
@@ -370,42 +400,23 @@ impl Programmer {
         name: &ServiceName,
         plan: &ServicePlan,
     ) -> Result<(), ProgramError> {
+        self.claims.unrequeue(name);
         let mut fragment = Fragment::sized_for(plan);
-        let result = self.build(plan, &mut fragment);
-        let fragment = match result {
-            Ok(()) => fragment,
-            Err(source) => {
-                // Undo the partial build and leave the service unprogrammed.
-                self.release(&fragment);
-                self.remove_service(name);
-                return Err(ProgramError {
-                    service: name.clone(),
-                    source,
-                });
+        if let Err(source) = self.build(name, plan, &mut fragment) {
+            // Undo the partial build and leave the service unprogrammed.
+            let old = self.fragments.remove(name);
+            self.release_old(name, fragment);
+            if let Some(old) = old {
+                self.release_old(name, old);
             }
-        };
-        let old = self.fragments.insert(name.clone(), fragment);
-        if let Some(old) = old {
-            let new = &self.fragments[name];
-            let new_masters: HashSet<MasterKey> = new.masters.iter().copied().collect();
-            let new_maglev: HashSet<u32> = new.maglev.iter().copied().collect();
-            let stale = Fragment {
-                masters: old
-                    .masters
-                    .iter()
-                    .copied()
-                    .filter(|k| !new_masters.contains(k))
-                    .collect(),
-                maglev: old
-                    .maglev
-                    .iter()
-                    .copied()
-                    .filter(|id| !new_maglev.contains(id))
-                    .collect(),
-                backends: old.backends,
-                rev_nats: old.rev_nats,
-            };
-            self.release(&stale);
+            self.health.remove(name);
+            return Err(ProgramError {
+                service: name.clone(),
+                source,
+            });
+        }
+        if let Some(old) = self.fragments.insert(name.clone(), fragment) {
+            self.release_old(name, old);
         }
         match plan.health_check_node_port {
             Some(node_port) => {
@@ -432,13 +443,107 @@ impl Programmer {
 
     /// Removes everything `name` programmed.
     pub fn remove_service(&mut self, name: &ServiceName) {
+        self.claims.unrequeue(name);
         if let Some(old) = self.fragments.remove(name) {
-            self.release(&old);
+            self.release_old(name, old);
         }
         self.health.remove(name);
     }
 
-    fn build(&mut self, plan: &ServicePlan, fragment: &mut Fragment) -> Result<(), Exhausted> {
+    /// Releases what `old`, a previous fragment of `name`, holds and the current one
+    /// (none after a removal) does not: its references, the entries of frontends it
+    /// still owns, and its claims (handing contested frontends over).
+    fn release_old(&mut self, name: &ServiceName, old: Fragment) {
+        let new = self.fragments.get(name);
+        let new_masters: HashSet<MasterKey> = new
+            .map(|n| n.masters.iter().copied().collect())
+            .unwrap_or_default();
+        let gone: Vec<MasterKey> = old
+            .masters
+            .iter()
+            .copied()
+            .filter(|k| !new_masters.contains(k))
+            .collect();
+        // Frontends still claimed; only needed when some master or claim went away.
+        let claimed: HashSet<Frontend> = match new {
+            Some(n) if !gone.is_empty() || !old.withheld.is_empty() => n
+                .masters
+                .iter()
+                .map(|k| Frontend::of(*k))
+                .chain(n.withheld.iter().copied())
+                .collect(),
+            _ => HashSet::default(),
+        };
+        let maglev = match new {
+            Some(n) if !old.maglev.is_empty() => {
+                let new_maglev: HashSet<u32> = n.maglev.iter().copied().collect();
+                old.maglev
+                    .iter()
+                    .copied()
+                    .filter(|id| !new_maglev.contains(id))
+                    .collect()
+            }
+            Some(_) => Vec::new(),
+            None => old.maglev,
+        };
+        let claims = &self.claims;
+        let stale = Fragment {
+            // Entries of a frontend another service took over are already gone.
+            masters: gone
+                .iter()
+                .copied()
+                .filter(|k| claims.owns(Frontend::of(*k), name))
+                .collect(),
+            maglev,
+            backends: old.backends,
+            rev_nats: old.rev_nats,
+            ..Fragment::default()
+        };
+        self.release(&stale);
+        let fragments = &self.fragments;
+        let age = |n: &ServiceName| fragments.get(n).map_or(Created::UNKNOWN, |f| f.created);
+        for frontend in gone
+            .iter()
+            .map(|k| Frontend::of(*k))
+            .chain(old.withheld.iter().copied())
+        {
+            if !claimed.contains(&frontend) {
+                self.claims.release(frontend, name, age);
+            }
+        }
+    }
+
+    /// Claims the frontend of `key` for `name`; whether `name` owns it. A previous
+    /// owner that lost it has its entries for it removed now.
+    fn claim(&mut self, name: &ServiceName, key: MasterKey, fragment: &mut Fragment) -> bool {
+        let frontend = Frontend::of(key);
+        let fragments = &self.fragments;
+        let age = |n: &ServiceName| fragments.get(n).map_or(Created::UNKNOWN, |f| f.created);
+        let claim = self.claims.claim(frontend, name, fragment.created, age);
+        if let Some(loser) = claim.evict {
+            // Its (previous) fragment still lists the keys; releasing it later skips
+            // them, as it no longer owns the frontend.
+            let keys: Vec<MasterKey> = self.fragments.get(&loser).map_or_else(Vec::new, |f| {
+                f.masters
+                    .iter()
+                    .copied()
+                    .filter(|k| Frontend::of(*k) == frontend)
+                    .collect()
+            });
+            keys.iter().for_each(|k| self.unset_master(k));
+        }
+        if !claim.owned && !fragment.withheld.contains(&frontend) {
+            fragment.withheld.push(frontend);
+        }
+        claim.owned
+    }
+
+    fn build(
+        &mut self,
+        name: &ServiceName,
+        plan: &ServicePlan,
+        fragment: &mut Fragment,
+    ) -> Result<(), Exhausted> {
         for port in &plan.ports {
             let rev_key: RevNatKey = (port.name.clone(), port.family);
             if self.rev_nat_ids.get(&rev_key).is_none() {
@@ -477,17 +582,19 @@ impl Programmer {
                     },
                 ),
             }
+            let mut external = false;
             for master in &port.masters {
-                let key = self.program_master(
-                    master,
-                    port.name.protocol,
-                    rev_nat,
-                    port.affinity_timeout,
-                    fragment,
-                )?;
+                let key = MasterKey::new(master.ip, master.port, port.name.protocol, master.scope);
+                if !self.claim(name, key, fragment) {
+                    continue;
+                }
+                // Listed first, so a failed build releases the claim too.
                 fragment.masters.push(key);
+                self.program_master(key, master, rev_nat, port.affinity_timeout, fragment)?;
+                external |= master.kind.is_external();
             }
-            if let Some(endpoints) = &port.maglev {
+            // The per-packet path's table, unless every external frontend is withheld.
+            if let Some(endpoints) = port.maglev.as_ref().filter(|_| external) {
                 let mut members = Vec::with_capacity(endpoints.len());
                 for e in endpoints {
                     let id = self.acquire_backend(e, fragment)?;
@@ -532,13 +639,12 @@ impl Programmer {
 
     fn program_master(
         &mut self,
+        key: MasterKey,
         master: &MasterPlan,
-        protocol: Protocol,
         rev_nat: u16,
         affinity_timeout: u32,
         fragment: &mut Fragment,
-    ) -> Result<MasterKey, Exhausted> {
-        let key = MasterKey::new(master.ip, master.port, protocol, master.scope);
+    ) -> Result<(), Exhausted> {
         let mut ids = std::mem::take(&mut self.scratch);
         ids.clear();
         for e in &master.backends {
@@ -568,17 +674,22 @@ impl Programmer {
             affinity_timeout,
         };
         key.set(&mut self.state, 0, value);
-        Ok(key)
+        Ok(())
+    }
+
+    /// Removes the master entry of `key` and its slots.
+    fn unset_master(&mut self, key: &MasterKey) {
+        let len = self.slots.remove(key).map_or(0, |s| s.len());
+        key.unset(&mut self.state, 0);
+        for slot in 1..=len {
+            key.unset(&mut self.state, slot_number(slot));
+        }
     }
 
     /// Drops the references and entries of `stale`.
     fn release(&mut self, stale: &Fragment) {
         for key in &stale.masters {
-            let len = self.slots.remove(key).map_or(0, |s| s.len());
-            key.unset(&mut self.state, 0);
-            for slot in 1..=len {
-                key.unset(&mut self.state, slot_number(slot));
-            }
+            self.unset_master(key);
         }
         for id in &stale.maglev {
             self.state.maglev.unset(id);

@@ -53,6 +53,8 @@ pub struct SyncReport {
     /// Master entries (frontend × scope) and backends programmed.
     pub masters: usize,
     pub backends: usize,
+    /// Frontends withheld from a Service because an older one owns them.
+    pub frontend_conflicts: usize,
     pub health_checks: BTreeMap<ServiceName, HealthCheck>,
     /// Shared with the programmer (not copied per sync).
     pub rev_nat_names: Arc<BTreeMap<u16, ServicePortName>>,
@@ -179,6 +181,7 @@ impl<M: LbMaps> SyncRunner<M> {
                 last: Some(result.map_err(|e| e.to_string())),
                 masters: programmer.programmed_masters(),
                 backends: programmer.programmed_backends(),
+                frontend_conflicts: programmer.frontend_conflicts(),
                 health_checks: programmer.health_checks().clone(),
                 rev_nat_names: programmer.rev_nat_names().clone(),
             };

@@ -21,7 +21,7 @@ use crate::{
     program::Programmer,
     state::{MapState, WriteStats},
     tracker::{Changes, ObjectKey},
-    translate::NodeInfo,
+    translate::{NodeInfo, ServicePlan},
 };
 
 /// Label that ties an EndpointSlice to its Service.
@@ -142,15 +142,24 @@ impl<M: LbMaps> Syncer<M> {
             node: &self.node,
         };
         let programmer = &mut self.programmer;
-        plans::for_each_plan(view, &touched, &mut self.names, |name, plan| match plan {
-            Some(plan) => {
-                if let Err(error) = programmer.update_service(name, plan) {
-                    tracing::error!(%error, "service not programmed");
-                    stats.failed_services += 1;
-                }
-            }
-            None => programmer.remove_service(name),
+        let mut failed = 0;
+        plans::for_each_plan(view, &touched, &mut self.names, |name, plan| {
+            program(programmer, name, plan, &mut failed);
         });
+        // Services that gained or lost a contested frontend through another's change,
+        // programmed again in this sync. A round only moves frontends to more senior
+        // claimants (or to the next one, when the owner let go), so this ends.
+        loop {
+            let requeued = programmer.take_requeued();
+            if requeued.is_empty() {
+                break;
+            }
+            stats.services_translated += requeued.len();
+            plans::for_each_plan(view, &requeued, &mut self.names, |name, plan| {
+                program(programmer, name, plan, &mut failed);
+            });
+        }
+        stats.failed_services = failed;
         self.programmer.state_mut().track_dirty(true);
         stats.translate = start.elapsed();
         let result = if let Some(actual) = found.filter(|_| full) {
@@ -224,6 +233,24 @@ impl<M: LbMaps> Syncer<M> {
             }
         }
         touched
+    }
+}
+
+/// Programs `name`'s `plan`, or removes the service when it has none.
+fn program(
+    programmer: &mut Programmer,
+    name: &ServiceName,
+    plan: Option<&ServicePlan>,
+    failed: &mut usize,
+) {
+    match plan {
+        Some(plan) => {
+            if let Err(error) = programmer.update_service(name, plan) {
+                tracing::error!(%error, "service not programmed");
+                *failed += 1;
+            }
+        }
+        None => programmer.remove_service(name),
     }
 }
 

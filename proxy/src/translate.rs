@@ -9,7 +9,7 @@ use waggle_ebpf_common::lb::{SCOPE_EXTERNAL, SCOPE_INTERNAL, service_flags as sf
 
 use crate::{
     endpoints::{self, Endpoint, Selection},
-    model::{Family, Names, Protocol, ServiceName, ServicePortName},
+    model::{Created, Family, Names, Protocol, ServiceName, ServicePortName},
 };
 
 /// `sessionAffinityConfig.clientIP.timeoutSeconds` when unset (3 hours, as upstream).
@@ -84,6 +84,8 @@ pub struct ServicePlan {
     pub ports: Vec<PortPlan>,
     /// `healthCheckNodePort` of an `externalTrafficPolicy: Local` service.
     pub health_check_node_port: Option<u16>,
+    /// The Service's age: of two Services claiming one frontend, the older owns it.
+    pub created: Created,
 }
 
 /// Translates `service` (named `name`) with its `slices` for this `node`; port names
@@ -147,6 +149,13 @@ pub fn translate<'a>(
         } else {
             None
         },
+        created: service
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Created::UNKNOWN, |t| {
+                Created::from_nanos(t.0.as_nanosecond())
+            }),
     };
     for sp in spec.ports.iter().flatten() {
         let Some(protocol) = Protocol::from_k8s(sp.protocol.as_deref()) else {

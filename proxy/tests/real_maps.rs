@@ -154,8 +154,10 @@ fn ten_thousand_services_with_four_endpoints_into_the_kernel_maps() {
         (3, 1),
         "{stats:?}"
     );
+    // Typically under a millisecond in a debug build; the bound only has to tell an
+    // incremental sync from a full one (seconds) on a loaded machine.
     assert!(
-        elapsed.as_millis() < 200,
+        elapsed.as_millis() < 500,
         "incremental sync took {elapsed:?}"
     );
 }

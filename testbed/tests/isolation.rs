@@ -64,7 +64,9 @@ fn unroutable_destinations_fail_with_enetunreach_inside_the_pod() {
                 "{target}: {attempt:#?}"
             );
             assert!(
-                Duration::from_micros(attempt.elapsed_us) < Duration::from_millis(200),
+                // ENETUNREACH comes from the routing lookup in connect() itself; the
+                // bound leaves room for a descheduled client on a loaded machine.
+                Duration::from_micros(attempt.elapsed_us) < Duration::from_millis(1000),
                 "{target} took {} µs to fail: a route must be missing, not a timeout",
                 attempt.elapsed_us
             );

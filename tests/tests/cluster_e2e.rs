@@ -74,7 +74,7 @@ fn cluster_ip_service_from_the_api_follows_endpoint_changes_and_deletion() {
     let took = s.wait_everywhere(vip, Some(3), written);
     eprintln!("TIMING EndpointSlice update (PUT sent) -> data path on every node: {took:?}");
     for client in &s.clients {
-        s.assert_reaches(client, vip.into(), 30, &three);
+        s.assert_reaches(client, vip.into(), 60, &three);
     }
 
     // No endpoints left: refused at once.
@@ -132,7 +132,7 @@ fn node_port_service_from_the_api_answers_the_external_client_on_every_node() {
     }
     // From a pod, through socket LB, to the other node's NodePort.
     let at_node1 = SocketAddr::new(s.bed.node(1).address().into(), node_port);
-    s.assert_reaches(&s.clients[0], at_node1, 40, &ALL);
+    s.assert_reaches(&s.clients[0], at_node1, 80, &ALL);
 
     // Shrink to the node-1 backends: node 0's NodePort now always forwards across the fabric.
     let written = s.set_backends("front", &["web-2", "web-3"]);

@@ -487,7 +487,7 @@ fn pinned_uplink_and_pod_programs_survive_a_restart_and_detach() -> Result<()> {
         }
         waggle_datapath::pod::detach_pod_egress_pinned(&pin_dir, &veth)?;
         // The kernel releases an unpinned link asynchronously: allow it a moment.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let left = [
                 tcx_programs(&uplink, TcAttachType::Ingress)?,

@@ -114,7 +114,12 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
             add_types!(generator, authentication::v1::SelfSubjectReview)
         }
         ("authorization.k8s.io", "v1") => {
-            add_types!(generator, authorization::v1::SelfSubjectAccessReview)
+            add_types!(
+                generator,
+                authorization::v1::SelfSubjectAccessReview,
+                authorization::v1::SelfSubjectRulesReview,
+                authorization::v1::SubjectAccessReview,
+            )
         }
         _ => {}
     }

@@ -1,26 +1,25 @@
 //! Create-only review kinds, answered and never stored:
 //! `authentication.k8s.io/v1 SelfSubjectReview` (who the caller is, as the auth gate
-//! authenticated them: `kubectl auth whoami`) and `authorization.k8s.io/v1
-//! SelfSubjectAccessReview` (may the caller do X: `kubectl auth can-i`).
-//!
-//! No authorizer is configured yet (the gate allows every request, as upstream's
-//! `AlwaysAllow` mode), so every access review is allowed and says why.
+//! authenticated them: `kubectl auth whoami`), and from the RBAC authorizer
+//! `authorization.k8s.io/v1` `SelfSubjectAccessReview` (may the caller do X: `kubectl
+//! auth can-i`), `SubjectAccessReview` (may user U do X; the gate already checked the
+//! caller may create one) and `SelfSubjectRulesReview` (what may the caller do in a
+//! namespace: `kubectl auth can-i --list`).
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
-use crate::auth::User;
+use crate::auth::{Attributes, User};
+use crate::authz::Authorizer;
+use crate::authz::rules::Rule;
 use crate::params::Params;
 use crate::reply::Reply;
 use crate::state::ApiState;
 use crate::status::{ApiError, Cause};
 use crate::target::Target;
 use crate::{body, objects};
-
-/// Why every access review is allowed.
-pub const ALLOW_ALL_REASON: &str = "no authorizer is configured: every request is allowed";
 
 /// Serves a request to a create-only resource (`!target.resource.persisted()`).
 pub async fn serve(
@@ -53,7 +52,12 @@ pub async fn serve(
     body::check_kind(resource, &mut review)?;
     let answered = match resource.kind {
         "SelfSubjectReview" => self_subject_review(user),
-        "SelfSubjectAccessReview" => self_subject_access_review(review)?,
+        "SelfSubjectAccessReview" => access_review(&state.authorizer, user, review)?,
+        "SubjectAccessReview" => {
+            let subject = subject_of(&review)?;
+            access_review(&state.authorizer, &subject, review)?
+        }
+        "SelfSubjectRulesReview" => rules_review(&state.authorizer, user, review),
         other => {
             return Err(ApiError::internal(format!(
                 "no handler for create-only kind {other}"
@@ -84,9 +88,9 @@ fn self_subject_review(user: &User) -> Value {
     })
 }
 
-/// The review as sent, validated, with an allowing status.
-fn self_subject_access_review(mut review: Value) -> Result<Value, ApiError> {
-    let spec = review.get("spec").cloned().unwrap_or(Value::Null);
+/// What an access review's `spec` asks about; exactly one of `resourceAttributes` and
+/// `nonResourceAttributes` must be given.
+fn access_attributes(kind: &str, spec: &Value) -> Result<Attributes, ApiError> {
     let present = |field: &str| spec.get(field).is_some_and(|v| !v.is_null());
     let (resource_attrs, non_resource_attrs) = (
         present("resourceAttributes"),
@@ -106,16 +110,93 @@ fn self_subject_access_review(mut review: Value) -> Result<Value, ApiError> {
                 "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             )
         };
+        return Err(ApiError::invalid(kind, "", vec![cause]));
+    }
+    let text = |attrs: &Value, field: &str| attrs.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Ok(if resource_attrs {
+        let attrs = &spec["resourceAttributes"];
+        Attributes {
+            verb: text(attrs, "verb"),
+            group: text(attrs, "group"),
+            resource: text(attrs, "resource"),
+            subresource: text(attrs, "subresource"),
+            namespace: text(attrs, "namespace"),
+            name: text(attrs, "name"),
+            path: String::new(),
+        }
+    } else {
+        let attrs = &spec["nonResourceAttributes"];
+        Attributes { verb: text(attrs, "verb"), path: text(attrs, "path"), ..Default::default() }
+    })
+}
+
+/// The user a `SubjectAccessReview` asks about.
+fn subject_of(review: &Value) -> Result<User, ApiError> {
+    let spec = &review["spec"];
+    let name = spec.get("user").and_then(Value::as_str).unwrap_or_default();
+    let groups: Vec<String> = spec
+        .get("groups")
+        .and_then(Value::as_array)
+        .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if name.is_empty() && groups.is_empty() {
         return Err(ApiError::invalid(
-            "SelfSubjectAccessReview",
+            "SubjectAccessReview",
             "",
-            vec![cause],
+            vec![Cause::invalid("spec.user", &json!(""), "at least one of user or group must be specified")],
         ));
     }
+    let mut user = User::new(name, groups);
+    user.uid = spec.get("uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    Ok(user)
+}
+
+/// The review as sent, validated, with the authorizer's answer for `user`.
+fn access_review(authorizer: &Authorizer, user: &User, mut review: Value) -> Result<Value, ApiError> {
+    let kind = review["kind"].as_str().unwrap_or("SelfSubjectAccessReview").to_owned();
+    let attributes = access_attributes(&kind, review.get("spec").unwrap_or(&Value::Null))?;
+    let decision = authorizer.decide(user, &attributes);
     let meta = objects::meta_mut(&mut review);
     meta.entry("creationTimestamp").or_insert(Value::Null);
-    review["status"] = json!({"allowed": true, "reason": ALLOW_ALL_REASON});
+    review["status"] = json!({"allowed": decision.allowed});
+    if !decision.reason.is_empty() {
+        review["status"]["reason"] = json!(decision.reason);
+    }
     Ok(review)
+}
+
+/// The review with every rule that applies to `user` in `spec.namespace`.
+fn rules_review(authorizer: &Authorizer, user: &User, mut review: Value) -> Value {
+    let namespace = review.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+    // `system:masters` members get cluster-admin's rules through its default binding.
+    let (rules, errors) = authorizer.index.snapshot().rules_for(user, &namespace);
+    let meta = objects::meta_mut(&mut review);
+    meta.entry("creationTimestamp").or_insert(Value::Null);
+    review["status"] = rules_status(&rules, &errors);
+    review
+}
+
+/// A `SubjectRulesReviewStatus`: rules split into resource and non-resource ones.
+fn rules_status(rules: &[Rule], errors: &[String]) -> Value {
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for rule in rules {
+        if !rule.resources.is_empty() || !rule.api_groups.is_empty() {
+            let mut entry = json!({"verbs": rule.verbs, "apiGroups": rule.api_groups, "resources": rule.resources});
+            if !rule.resource_names.is_empty() {
+                entry["resourceNames"] = json!(rule.resource_names);
+            }
+            resource_rules.push(entry);
+        }
+        if !rule.non_resource_urls.is_empty() {
+            non_resource_rules.push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
+        }
+    }
+    let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": !errors.is_empty()});
+    if !errors.is_empty() {
+        status["evaluationError"] = json!(errors.join(", "));
+    }
+    status
 }
 
 #[cfg(test)]
@@ -133,19 +214,42 @@ mod tests {
     }
 
     #[test]
-    fn access_reviews_are_allowed_and_need_exactly_one_attribute_set() {
-        let review =
-            json!({"spec": {"resourceAttributes": {"verb": "create", "resource": "pods"}}});
-        let answered = self_subject_access_review(review).unwrap();
+    fn access_reviews_need_exactly_one_attribute_set() {
+        let spec = json!({"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "a", "subresource": "log"}});
+        let attributes = access_attributes("SelfSubjectAccessReview", &spec).unwrap();
         assert_eq!(
-            answered["status"],
-            json!({"allowed": true, "reason": ALLOW_ALL_REASON})
+            (attributes.verb.as_str(), attributes.resource.as_str(), attributes.namespace.as_str(), attributes.subresource.as_str()),
+            ("create", "pods", "a", "log")
         );
-        assert_eq!(answered["spec"]["resourceAttributes"]["verb"], "create");
-        let neither = self_subject_access_review(json!({"spec": {}})).unwrap_err();
+        let path = access_attributes("X", &json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}})).unwrap();
+        assert!(!path.is_resource_request());
+        let neither = access_attributes("SelfSubjectAccessReview", &json!({})).unwrap_err();
         assert_eq!(neither.code(), http::StatusCode::UNPROCESSABLE_ENTITY);
-        let both =
-            json!({"spec": {"resourceAttributes": {}, "nonResourceAttributes": {"path": "/"}}});
-        assert!(self_subject_access_review(both).is_err());
+        let both = json!({"resourceAttributes": {}, "nonResourceAttributes": {"path": "/"}});
+        assert!(access_attributes("SelfSubjectAccessReview", &both).is_err());
+    }
+
+    #[test]
+    fn subject_access_reviews_name_a_user_or_group() {
+        let user = subject_of(&json!({"spec": {"user": "jane", "groups": ["devs"]}})).unwrap();
+        assert_eq!((user.name.as_str(), user.groups), ("jane", vec!["devs".to_owned()]));
+        let err = subject_of(&json!({"spec": {}})).unwrap_err();
+        assert_eq!(err.to_string(), "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified");
+    }
+
+    #[test]
+    fn rules_split_into_resource_and_non_resource_ones() {
+        let rules = [
+            Rule::from_json(&json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]})),
+            Rule::from_json(&json!({"verbs": ["get"], "nonResourceURLs": ["/version"]})),
+        ];
+        assert_eq!(
+            rules_status(&rules, &[]),
+            json!({
+                "resourceRules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]}],
+                "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/version"]}],
+                "incomplete": false,
+            })
+        );
     }
 }

@@ -37,28 +37,49 @@ impl TestServer {
         let (store, etcd): (Arc<dyn Store>, Option<LocalEtcd>) = match backend {
             Backend::Sqlite => {
                 let spec = format!("sqlite://{}", dir.path().join("state.db").display());
-                (waggle_store::open(&spec).await.expect("open sqlite store"), None)
+                (
+                    waggle_store::open(&spec).await.expect("open sqlite store"),
+                    None,
+                )
             }
             Backend::Etcd => {
                 let etcd = LocalEtcd::start(&dir.path().join("etcd"))
                     .await
-                    .unwrap_or_else(|e| panic!("cannot start etcd for the test (is /usr/bin/etcd installed?): {e}"));
-                let spec = format!("etcd://{}/waggle-test/", etcd.endpoint().trim_start_matches("http://"));
-                (waggle_store::open(&spec).await.expect("open etcd store"), Some(etcd))
+                    .unwrap_or_else(|e| {
+                        panic!("cannot start etcd for the test (is /usr/bin/etcd installed?): {e}")
+                    });
+                let spec = format!(
+                    "etcd://{}/waggle-test/",
+                    etcd.endpoint().trim_start_matches("http://")
+                );
+                (
+                    waggle_store::open(&spec).await.expect("open etcd store"),
+                    Some(etcd),
+                )
             }
         };
         let mut config = Config::new(dir.path().to_owned(), store.clone());
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.insecure_bind = Some("127.0.0.1:0".parse().unwrap());
         tweak(&mut config);
-        let running = waggle_apiserver::start(config).await.expect("server starts");
-        let kubeconfig = Kubeconfig::read_from(&running.kubeconfig).expect("kubeconfig readable");
-        let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        let running = waggle_apiserver::start(config)
             .await
-            .expect("kubeconfig valid");
+            .expect("server starts");
+        let kubeconfig = Kubeconfig::read_from(&running.kubeconfig).expect("kubeconfig readable");
+        let client_config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig valid");
         let client = kube::Client::try_from(client_config).expect("client");
         let http = format!("http://{}", running.http_addr.expect("http listener"));
-        TestServer { running, client, store, http, dir, _etcd: etcd }
+        TestServer {
+            running,
+            client,
+            store,
+            http,
+            dir,
+            _etcd: etcd,
+        }
     }
 
     /// A raw HTTP client for the plain listener.

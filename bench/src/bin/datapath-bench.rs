@@ -49,6 +49,11 @@ struct Args {
     /// Also record `perf record -a -g` of the BPF-statistics windows into this directory.
     #[arg(long)]
     perf_dir: Option<std::path::PathBuf>,
+    /// How each path is paired with its phase's baseline: `sequential` (each path alone
+    /// in its window, balanced order) or `concurrent` (path and baseline in one shared
+    /// window, so bursts of host noise hit both).
+    #[arg(long, value_enum, default_value = "sequential")]
+    pairing: waggle_bench::run::Pairing,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,14 +91,16 @@ fn main() -> anyhow::Result<()> {
         load_limit: Duration::from_secs(args.load_limit),
         competitors: args.competitors,
         perf_dir: args.perf_dir,
+        pairing: args.pairing,
     };
     let results = waggle_bench::run::run(&options)?;
     let after = load();
     println!("{}", waggle_bench::table::table(&results));
     println!(
-        "Load average before the run: `{before}`; after: `{after}`; took {:.0?}. {} rounds per phase, {} s windows after {} s of warm-up, {} wrk connections. Same-round ratios: median, [95% interval of the median from order statistics], (interquartile range).",
+        "Load average before the run: `{before}`; after: `{after}`; took {:.0?}. {} rounds per phase ({:?} pairing), {} s windows after {} s of warm-up, {} wrk connections. Same-round ratios: median, [95% interval of the median from order statistics], (interquartile range).",
         started.elapsed(),
         options.rounds,
+        options.pairing,
         args.seconds,
         args.warmup,
         options.connections

@@ -1,9 +1,11 @@
 //! A single-member etcd run as a child process on 127.0.0.1, for tests,
 //! benchmarks and single-machine development. Killed when dropped.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
@@ -20,13 +22,31 @@ pub struct LocalEtcd {
     peer_port: u16,
 }
 
+/// Ports this process has given to an etcd. The probe listener closes before etcd
+/// binds, so the kernel may offer the same port again meanwhile: to another etcd
+/// started at once by a parallel test, which would then answer the other's health
+/// check. A port is handed out once per process (restarts keep theirs).
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 fn free_port() -> Result<u16, StoreError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| StoreError::Backend(format!("no free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| StoreError::Backend(format!("no free port: {e}")))
+    for _ in 0..1000 {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| StoreError::Backend(format!("no free port: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| StoreError::Backend(format!("no free port: {e}")))?;
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
+            return Ok(port);
+        }
+    }
+    Err(StoreError::Backend(
+        "no free port: the kernel kept offering ports already given to an etcd".into(),
+    ))
 }
 
 fn etcd_bin() -> Result<PathBuf, StoreError> {

@@ -152,7 +152,7 @@ impl Netprobe {
         })
     }
 
-    /// `netprobe tcp --to TO --count COUNT` in `place` (2 s timeout per attempt).
+    /// `netprobe tcp --to TO --count COUNT` in `place` (5 s timeout per attempt).
     pub fn tcp(
         &self,
         place: &impl Place,

@@ -24,8 +24,9 @@ pub const SERVICE_PORT: u16 = 80;
 pub const BACKEND_PORT: u16 = 8080;
 /// How long an API write may take to reach every node's data path.
 pub const PROPAGATION_LIMIT: Duration = Duration::from_secs(1);
-/// A refused or unroutable connect() must fail at once, not time out.
-const FAST_FAILURE: Duration = Duration::from_millis(500);
+/// A refused or unroutable connect() must fail at once, not time out: below the
+/// 1 s initial SYN retransmission timeout, with room for a loaded machine.
+const FAST_FAILURE: Duration = Duration::from_millis(900);
 /// The backend pods: (node, name); each serves its name on [`BACKEND_PORT`].
 pub const BACKENDS: [(usize, &str); 4] = [(0, "web-0"), (0, "web-1"), (1, "web-2"), (1, "web-3")];
 

@@ -1,6 +1,7 @@
 //! `kubectl auth whoami` (SelfSubjectReview) and `kubectl auth can-i`
-//! (SelfSubjectAccessReview): create-only kinds the server answers without storing.
-//! No authorizer is configured yet, so every access review is allowed.
+//! (SelfSubjectAccessReview, SelfSubjectRulesReview for `--list`): create-only kinds
+//! the server answers from its RBAC authorizer without storing them; `--as`
+//! impersonates another user (the admin may).
 
 use crate::asserts::{assert_contains, json};
 use crate::harness::Cluster;
@@ -25,7 +26,7 @@ fn whoami_reports_the_admin_user() {
 }
 
 #[test]
-fn can_i_is_always_yes_without_an_authorizer() {
+fn can_i_answers_from_rbac() {
     let c = Cluster::start();
     for args in [
         &["auth", "can-i", "create", "pods"][..],
@@ -48,6 +49,84 @@ fn can_i_is_always_yes_without_an_authorizer() {
             run.stderr
         );
     }
+    // Another user has only what is bound to them.
+    let jane = c.run(&["auth", "can-i", "create", "pods", "--as=jane"]);
+    assert_eq!(
+        (jane.code, jane.stdout.as_str()),
+        (Some(1), "no\n"),
+        "{}",
+        jane.stderr
+    );
+    c.ok(&["create", "namespace", "other"]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "jane-edit",
+        "--clusterrole=edit",
+        "--user=jane",
+    ]);
+    assert_eq!(
+        c.ok(&["auth", "can-i", "create", "pods", "--as=jane"]),
+        "yes\n"
+    );
+    let elsewhere = c.run(&[
+        "auth",
+        "can-i",
+        "create",
+        "pods",
+        "--as=jane",
+        "-n",
+        "other",
+    ]);
+    assert_eq!(
+        (elsewhere.code, elsewhere.stdout.as_str()),
+        (Some(1), "no\n")
+    );
+    let secrets = c.run(&[
+        "auth",
+        "can-i",
+        "list",
+        "secrets",
+        "--as=jane",
+        "--as-group=devs",
+    ]);
+    assert_eq!(secrets.stdout, "yes\n", "edit reads secrets");
+    // Denied requests are upstream's 403.
+    let denied = c.fails(&["get", "pods", "-n", "other", "--as=jane"]);
+    assert_contains(
+        &denied,
+        "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"other\"",
+    );
+    // `--list`: the rules that apply in the namespace.
+    let listed = c.ok(&["auth", "can-i", "--list", "--as=jane"]);
+    assert!(listed.starts_with("Resources "), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("pods ") && l.contains("create") && l.contains("list")),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(
+            |l| l.starts_with("selfsubjectaccessreviews.authorization.k8s.io ")
+                && l.ends_with("[create]")
+        ),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("[/version]") || l.contains("/version/")),
+        "{listed}"
+    );
+    let admin = c.ok(&["auth", "can-i", "--list"]);
+    assert!(
+        admin
+            .lines()
+            .any(|l| l.starts_with("*.* ") && l.ends_with("[*]")),
+        "{admin}"
+    );
+
     let review = r#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"list","resource":"secrets"}}}"#;
     // `create -f` would first look for a CRD of this kind (CRDs are not served yet);
     // `--raw` posts the review as is.
@@ -59,11 +138,8 @@ fn can_i_is_always_yes_without_an_authorizer() {
         "-f",
         &c.write_file("review.json", review),
     ]));
-    assert_eq!(answered["status"]["allowed"], true);
-    assert_eq!(
-        answered["status"]["reason"],
-        "no authorizer is configured: every request is allowed"
-    );
+    // The admin is in `system:masters`, which needs no binding (and gives no reason).
+    assert_eq!(answered["status"], serde_json::json!({"allowed": true}));
     assert_eq!(
         answered["spec"]["resourceAttributes"]["resource"],
         "secrets"

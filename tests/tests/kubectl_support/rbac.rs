@@ -2,7 +2,8 @@
 //! clusterrolebinding`), their columns and validation, and who a request is:
 //! `kubectl create token` issues a service-account token the server accepts, and
 //! `kubectl auth whoami` reports the user of each credential (client certificate or
-//! token). Roles are stored, not yet enforced (no authorizer).
+//! token); the roles are enforced: a token's service account may do only what is
+//! bound to it.
 
 use crate::asserts::{assert_contains, assert_line};
 use crate::harness::{Cluster, columns};
@@ -113,9 +114,18 @@ fn create_token_and_whoami_per_credential() {
     assert_eq!(rows[2], format!("UID {uid}"));
     assert_eq!(rows[3], "Groups [system:serviceaccounts system:serviceaccounts:default system:authenticated]");
     assert!(rows[4].starts_with("Extra: authentication.kubernetes.io/credential-id [JTI="), "{rows:?}");
-    // The token works for ordinary requests too.
+    // The token is refused what nothing grants, and allowed it once bound.
+    let denied = as_token(&c, &token, &["get", "serviceaccount", "builder", "-o", "name"]);
+    assert_eq!(denied.code, Some(1));
+    assert_contains(
+        &denied.stderr,
+        "Error from server (Forbidden): serviceaccounts \"builder\" is forbidden: User \"system:serviceaccount:default:builder\" cannot get resource \"serviceaccounts\" in API group \"\" in the namespace \"default\"",
+    );
+    c.ok(&["create", "rolebinding", "builder-view", "--clusterrole=view", "--serviceaccount=default:builder"]);
     let listed = as_token(&c, &token, &["get", "serviceaccount", "builder", "-o", "name"]);
     assert_eq!(listed.stdout.trim(), "serviceaccount/builder", "{}", listed.stderr);
+    let create = as_token(&c, &token, &["create", "configmap", "x"]);
+    assert_contains(&create.stderr, "cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\"");
 
     let forged = as_token(&c, &format!("{token}x"), &["get", "pods"]);
     assert_eq!(forged.code, Some(1));

@@ -233,7 +233,19 @@ fn namespace_finalize_sets_spec_finalizers() {
     c.ok(&["delete", "namespace", "fin", "--wait=false"]);
     let held = c.run(&["wait", "--for=delete", "namespace/fin", "--timeout=3s"]);
     assert_eq!(held.code, Some(1), "{}", held.stdout);
-    let terminating = json(&c.ok(&["get", "namespace", "fin", "-o", "json"]));
+    // The clean-up drops its own finalizer in the background (once): wait for that
+    // write, so the replace below carries the latest resourceVersion.
+    let started = std::time::Instant::now();
+    let terminating = loop {
+        let ns = json(&c.ok(&["get", "namespace", "fin", "-o", "json"]));
+        let own_gone = ns["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|list| !list.iter().any(|f| f == "kubernetes"));
+        if own_gone || started.elapsed() > std::time::Duration::from_secs(20) {
+            break ns;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(terminating["status"]["phase"], "Terminating");
     assert_eq!(
         terminating["spec"]["finalizers"],

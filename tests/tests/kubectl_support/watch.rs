@@ -1,7 +1,7 @@
 //! `kubectl get -w`: the streamed table rows (read for a bounded time, then the process
 //! is killed), `--watch-only`, `--output-watch-events`, `-o name` and `--sort-by`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::asserts::{assert_line, has_line};
 use crate::harness::{Cluster, columns};
@@ -42,8 +42,33 @@ fn get_watch_streams_rows() {
         "--watch-only",
         "--output-watch-events",
     ]);
-    // Give the watch time to start before the changes it must see.
-    std::thread::sleep(Duration::from_secs(2));
+    // The watch starts at the revision of kubectl's first list, which a cold kubectl
+    // may take seconds to reach: change a sentinel until the watch shows it, so the
+    // changes below come after that list.
+    c.ok(&["create", "configmap", "sentinel"]);
+    let started = Instant::now();
+    for bump in 1.. {
+        let patch = format!(r#"{{"data":{{"bump":"{bump}"}}}}"#);
+        c.ok(&[
+            "patch",
+            "configmap",
+            "sentinel",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+        let text = events.wait_for(Duration::from_secs(1), |t| {
+            has_line(t, "MODIFIED sentinel ")
+        });
+        if has_line(&text, "MODIFIED sentinel ") {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the watch showed no change within {WAIT:?}:\n{text}\n{}",
+            events.stderr()
+        );
+    }
     c.ok(&["create", "configmap", "fresh"]);
     c.ok(&["delete", "configmap", "watched"]);
     let text = events.wait_for(WAIT, |t| has_line(t, "DELETED watched "));

@@ -134,7 +134,7 @@ impl NodeProxy {
     pub fn apply(&self, yaml: &str) -> Arc<SyncReport> {
         let before = self.reports.borrow().syncs;
         self.set_objects(yaml);
-        self.wait_for_syncs(before + 1, Duration::from_secs(2))
+        self.wait_for_syncs(before + 1, Duration::from_secs(10))
     }
 
     /// Stops the runner and drops the data path handle (pins stay), like a daemon exit.
@@ -218,7 +218,7 @@ pub fn long_lived_client(
     const SCRIPT: &str = r#"
 import json, socket, sys, time
 host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.create_connection((host, port), timeout=2)
+s = socket.create_connection((host, port), timeout=10)
 f = s.makefile("rwb")
 greeting = json.loads(f.readline())
 print(json.dumps({"id": greeting["id"], "peer": "%s:%d" % s.getpeername()[:2]}), flush=True)

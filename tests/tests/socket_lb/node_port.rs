@@ -38,7 +38,7 @@ fn node_port_via_loopback_and_node_address_from_pod_and_host() {
     let on_node = SocketAddr::new(node.address().into(), 30080);
     let loopback = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 30080);
 
-    let from_host_loopback = probe.tcp(node, loopback, 20).unwrap();
+    let from_host_loopback = probe.tcp(node, loopback, 40).unwrap();
     assert_eq!(
         spread(&from_host_loopback).len(),
         2,
@@ -50,11 +50,11 @@ fn node_port_via_loopback_and_node_address_from_pod_and_host() {
             .all(|a| a.peer_addr() == Some(loopback))
     );
 
-    let from_host = probe.tcp(node, on_node, 20).unwrap();
+    let from_host = probe.tcp(node, on_node, 40).unwrap();
     assert_eq!(spread(&from_host).len(), 2, "{from_host:#?}");
     assert!(from_host.iter().all(|a| a.peer_addr() == Some(on_node)));
 
-    let from_pod = probe.tcp(&client, on_node, 20).unwrap();
+    let from_pod = probe.tcp(&client, on_node, 40).unwrap();
     assert_eq!(spread(&from_pod).len(), 2, "{from_pod:#?}");
     assert!(from_pod.iter().all(|a| a.peer_addr() == Some(on_node)));
 

@@ -1,0 +1,208 @@
+//! The in-memory RBAC index the authorizer reads: the stored Roles, ClusterRoles and
+//! their bindings, followed through store watches and rebuilt into a [`Snapshot`] on
+//! every change, so a request costs no store read.
+//!
+//! Each key keeps the revision it was last seen at; an older report never replaces a
+//! newer one. Besides the watches, [`Index::refresh`] re-lists one kind right after
+//! this server wrote it, so a client sees its own RBAC changes on its next request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+use waggle_apimachinery::registry::{self, Resource};
+use waggle_store::{ListOptions, Revision, Store, StoreError, WatchEvent};
+
+use super::policy::Snapshot;
+use crate::keys;
+
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The four RBAC kinds, in the order their objects are kept.
+const PLURALS: [&str; 4] = [
+    "clusterroles",
+    "roles",
+    "clusterrolebindings",
+    "rolebindings",
+];
+
+/// A key's last known state: its revision and the object (`None`: deleted).
+struct Entry {
+    revision: Revision,
+    object: Option<Value>,
+}
+
+/// See the module docs.
+pub struct Index {
+    store: Arc<dyn Store>,
+    /// Per kind (as [`PLURALS`]): key → entry.
+    objects: Mutex<[HashMap<String, Entry>; 4]>,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+fn resource(plural: &str) -> &'static Resource {
+    registry::find(RBAC_GROUP, "v1", plural).expect("RBAC kinds are served")
+}
+
+fn prefix(kind: usize) -> String {
+    keys::collection_prefix(resource(PLURALS[kind]), None)
+}
+
+impl Index {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Index {
+            store,
+            objects: Mutex::default(),
+            snapshot: RwLock::default(),
+        }
+    }
+
+    /// The current policy.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().clone()
+    }
+
+    /// Loads every RBAC object (call before serving).
+    pub async fn load(&self) -> Result<[Revision; 4], StoreError> {
+        let mut revisions = [0; 4];
+        for (kind, revision) in revisions.iter_mut().enumerate() {
+            *revision = self.relist(kind).await?;
+        }
+        Ok(revisions)
+    }
+
+    /// Re-reads the kind of `plural` (after this server wrote one of its objects).
+    pub async fn refresh(&self, plural: &str) -> Result<(), StoreError> {
+        if let Some(kind) = PLURALS.iter().position(|p| *p == plural) {
+            self.relist(kind).await?;
+        }
+        Ok(())
+    }
+
+    async fn relist(&self, kind: usize) -> Result<Revision, StoreError> {
+        let mut items = Vec::new();
+        let mut options = ListOptions {
+            prefix: prefix(kind),
+            ..Default::default()
+        };
+        let revision = loop {
+            let page = self.store.list(&options).await?;
+            let done = page.remaining == 0 || page.items.is_empty();
+            options.start_after = page.items.last().map(|kv| kv.key.clone());
+            options.at_revision = Some(page.revision);
+            items.extend(page.items);
+            if done {
+                break page.revision;
+            }
+        };
+        {
+            let mut objects = self.objects.lock();
+            let entries = &mut objects[kind];
+            let listed: std::collections::HashSet<&str> =
+                items.iter().map(|kv| kv.key.as_str()).collect();
+            for (key, entry) in entries.iter_mut() {
+                if !listed.contains(key.as_str()) && entry.revision <= revision {
+                    *entry = Entry {
+                        revision,
+                        object: None,
+                    };
+                }
+            }
+            for kv in &items {
+                put(
+                    entries,
+                    &kv.key,
+                    kv.mod_revision,
+                    serde_json::from_slice(&kv.value).ok(),
+                );
+            }
+        }
+        self.rebuild();
+        Ok(revision)
+    }
+
+    fn apply(&self, kind: usize, event: WatchEvent) {
+        {
+            let mut objects = self.objects.lock();
+            match event {
+                WatchEvent::Put { kv, .. } => put(
+                    &mut objects[kind],
+                    &kv.key,
+                    kv.mod_revision,
+                    serde_json::from_slice(&kv.value).ok(),
+                ),
+                WatchEvent::Delete { prev, revision } => {
+                    put(&mut objects[kind], &prev.key, revision, None)
+                }
+                WatchEvent::Progress { .. } => return,
+            }
+        }
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
+        let snapshot = {
+            let objects = self.objects.lock();
+            let live = |kind: usize| -> Vec<&Value> {
+                objects[kind]
+                    .values()
+                    .filter_map(|e| e.object.as_ref())
+                    .collect()
+            };
+            Snapshot::build(&live(0), &live(1), &live(2), &live(3))
+        };
+        *self.snapshot.write() = Arc::new(snapshot);
+    }
+
+    /// Follows the store from `after` (as [`Index::load`] returned) until aborted,
+    /// re-listing a kind whose watch fails.
+    pub fn follow(self: Arc<Self>, after: [Revision; 4]) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let watches =
+                (0..PLURALS.len()).map(|kind| self.clone().follow_kind(kind, after[kind]));
+            futures::future::join_all(watches).await;
+        })
+    }
+
+    async fn follow_kind(self: Arc<Self>, kind: usize, mut after: Revision) {
+        loop {
+            match self.store.watch(&prefix(kind), after).await {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(event) => {
+                                after = after.max(event.revision());
+                                self.apply(kind, event);
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, kind = PLURALS[kind], "RBAC watch ended");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, kind = PLURALS[kind], "RBAC watch failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match self.relist(kind).await {
+                Ok(revision) => after = revision,
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = PLURALS[kind], "re-listing RBAC objects failed")
+                }
+            }
+        }
+    }
+}
+
+fn put(entries: &mut HashMap<String, Entry>, key: &str, revision: Revision, object: Option<Value>) {
+    match entries.get_mut(key) {
+        Some(entry) if entry.revision >= revision => {}
+        Some(entry) => *entry = Entry { revision, object },
+        None => {
+            entries.insert(key.to_owned(), Entry { revision, object });
+        }
+    }
+}
