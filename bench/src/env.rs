@@ -223,8 +223,12 @@ impl Stage {
         let first = spawn(targets[0])?;
         let second = spawn(targets[1]);
         // Wait for the first even when the second failed to start: no run is left behind.
-        let first = first.wait_with_output().context("running wrk in the client pod");
-        let second = second?.wait_with_output().context("running wrk in the client pod")?;
+        let first = first
+            .wait_with_output()
+            .context("running wrk in the client pod");
+        let second = second?
+            .wait_with_output()
+            .context("running wrk in the client pod")?;
         Ok([wrk_report(&first?)?, wrk_report(&second)?])
     }
 

@@ -340,7 +340,11 @@ fn measure_phase(
 type Rounds = (Vec<Vec<Window>>, Vec<Vec<f64>>);
 
 /// Every round measures each path alone, in [`order`].
-fn sequential_rounds(stage: &Stage, options: &Options, paths: &[PathKind]) -> anyhow::Result<Rounds> {
+fn sequential_rounds(
+    stage: &Stage,
+    options: &Options,
+    paths: &[PathKind],
+) -> anyhow::Result<Rounds> {
     let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
     for round in 0..options.rounds {
         for index in order(paths.len(), round) {
@@ -355,7 +359,11 @@ fn sequential_rounds(stage: &Stage, options: &Options, paths: &[PathKind]) -> an
 
 /// Every round measures each path other than the baseline together with the
 /// baseline, in one shared window; the baseline keeps a window per pairing.
-fn concurrent_rounds(stage: &Stage, options: &Options, paths: &[PathKind]) -> anyhow::Result<Rounds> {
+fn concurrent_rounds(
+    stage: &Stage,
+    options: &Options,
+    paths: &[PathKind],
+) -> anyhow::Result<Rounds> {
     let mut windows: Vec<Vec<Window>> = vec![Vec::new(); paths.len()];
     let mut paired: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for round in 0..options.rounds {
@@ -449,7 +457,11 @@ fn measure_window(stage: &Stage, options: &Options, path: PathKind) -> anyhow::R
 
 /// As [`measure_window`] for two paths at once (warm-up included). Both windows get
 /// the window's steal time and its SYN trouble, which the two runs share.
-fn measure_pair(stage: &Stage, options: &Options, paths: [PathKind; 2]) -> anyhow::Result<[Window; 2]> {
+fn measure_pair(
+    stage: &Stage,
+    options: &Options,
+    paths: [PathKind; 2],
+) -> anyhow::Result<[Window; 2]> {
     let targets = paths.map(|path| {
         let (ip, port, cgroup) = resolve(stage, path);
         (cgroup, ip, port)

@@ -33,7 +33,12 @@ pub struct Allocator {
 
 impl Allocator {
     pub fn new(cidrs: Vec<Cidr>, node_ports: RangeInclusive<u16>) -> Self {
-        Allocator { cidrs, node_ports, ips: Mutex::default(), ports: Mutex::default() }
+        Allocator {
+            cidrs,
+            node_ports,
+            ips: Mutex::default(),
+            ports: Mutex::default(),
+        }
     }
 
     pub fn cidrs(&self) -> &[Cidr] {
@@ -60,7 +65,9 @@ impl Allocator {
         let mut used = self.ips.lock();
         let size = cidr.usable();
         let band = static_band(size, 16, 256);
-        dynamic_order(size, band).map(|i| cidr.nth(i)).find(|ip| used.insert(*ip))
+        dynamic_order(size, band)
+            .map(|i| cidr.nth(i))
+            .find(|ip| used.insert(*ip))
     }
 
     pub fn release_ip(&self, ip: IpAddr) {
@@ -82,7 +89,9 @@ impl Allocator {
         let (lo, hi) = (*self.node_ports.start(), *self.node_ports.end());
         let size = u128::from(hi - lo) + 1;
         let band = static_band(size, 32, 128);
-        dynamic_order(size, band).map(|i| lo + i as u16).find(|p| used.insert(*p))
+        dynamic_order(size, band)
+            .map(|i| lo + i as u16)
+            .find(|p| used.insert(*p))
     }
 
     pub fn release_port(&self, port: u16) {
@@ -95,7 +104,11 @@ impl Allocator {
 /// Upstream uses a sixteenth up to 256 for addresses, a thirty-second up to 128 for ports.
 fn static_band(size: u128, step: u128, max: u128) -> u128 {
     const MIN: u128 = 16;
-    if size < MIN { 0 } else { (size / step).clamp(MIN, max) }
+    if size < MIN {
+        0
+    } else {
+        (size / step).clamp(MIN, max)
+    }
 }
 
 /// Every index of `0..size`, the dynamic band `band..size` first from a random
@@ -103,8 +116,16 @@ fn static_band(size: u128, step: u128, max: u128) -> u128 {
 fn dynamic_order(size: u128, band: u128) -> impl Iterator<Item = u128> {
     let mut rng = rand::rng();
     let upper = size - band;
-    let upper_start = if upper > 0 { rng.random_range(0..upper) } else { 0 };
-    let lower_start = if band > 0 { rng.random_range(0..band) } else { 0 };
+    let upper_start = if upper > 0 {
+        rng.random_range(0..upper)
+    } else {
+        0
+    };
+    let lower_start = if band > 0 {
+        rng.random_range(0..band)
+    } else {
+        0
+    };
     let dynamic = (0..upper).map(move |i| band + (upper_start + i) % upper);
     let reserved = (0..band).map(move |i| (lower_start + i) % band);
     dynamic.chain(reserved)
@@ -128,10 +149,18 @@ mod tests {
     fn random_picks_fill_the_dynamic_band_before_the_static_one() {
         let allocator = Allocator::new(vec![Cidr::parse("10.96.0.0/24").unwrap()], 30000..=30099);
         let cidr = allocator.cidrs()[0];
-        let picks: Vec<IpAddr> = (0..254).map(|_| allocator.next_ip(&cidr).unwrap()).collect();
+        let picks: Vec<IpAddr> = (0..254)
+            .map(|_| allocator.next_ip(&cidr).unwrap())
+            .collect();
         let static_band: Vec<IpAddr> = (0..16).map(|i| cidr.nth(i)).collect();
-        assert!(picks[..238].iter().all(|ip| !static_band.contains(ip)), "{picks:?}");
-        assert!(picks[238..].iter().all(|ip| static_band.contains(ip)), "{picks:?}");
+        assert!(
+            picks[..238].iter().all(|ip| !static_band.contains(ip)),
+            "{picks:?}"
+        );
+        assert!(
+            picks[238..].iter().all(|ip| static_band.contains(ip)),
+            "{picks:?}"
+        );
         assert_eq!(allocator.next_ip(&cidr), None);
 
         let ports: Vec<u16> = (0..100).map(|_| allocator.next_port().unwrap()).collect();
