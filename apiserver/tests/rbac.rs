@@ -77,6 +77,9 @@ fn forbidden(message: &str, name: &str, group: &str, kind: &str) -> Value {
     })
 }
 
+/// Where SelfSubjectAccessReviews are posted.
+const SSAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
 fn access_review(verb: &str, resource: &str, namespace: &str) -> Value {
     json!({
         "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
@@ -133,6 +136,13 @@ both_backends!(
         let bot = |method: Method, path: &'static str, body: Option<Value>| {
             let (client, base, token) = (client.clone(), base.clone(), token.clone());
             async move { call(&client, &base, &token, method, path, body, &[]).await }
+        };
+        let bot_review = |verb: &str, resource: &str, namespace: &str| {
+            bot(
+                Method::POST,
+                SSAR,
+                Some(access_review(verb, resource, namespace)),
+            )
         };
 
         // Nothing bound yet: every resource request is refused with upstream's Status.
@@ -202,12 +212,7 @@ both_backends!(
             let (code, _) = bot(Method::GET, path, None).await;
             assert_eq!(code, StatusCode::OK, "{path}");
         }
-        let (code, review) = bot(
-            Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            Some(access_review("list", "pods", "default")),
-        )
-        .await;
+        let (code, review) = bot_review("list", "pods", "default").await;
         assert_eq!(
             (code, &review["status"]),
             (StatusCode::CREATED, &json!({"allowed": false}))
@@ -231,12 +236,7 @@ both_backends!(
         assert_eq!(code, StatusCode::CREATED);
         let (code, status) = bot(Method::GET, "/api/v1/namespaces/other/pods", None).await;
         assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("pods is forbidden: User \"{BOT}\" cannot list resource \"pods\" in API group \"\" in the namespace \"other\"").as_str())));
-        let (_, review) = bot(
-            Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            Some(access_review("create", "configmaps", "default")),
-        )
-        .await;
+        let (_, review) = bot_review("create", "configmaps", "default").await;
         assert_eq!(
             review["status"],
             json!({"allowed": true, "reason": "RBAC: allowed by RoleBinding \"bot-edit/default\" of ClusterRole \"edit\" to ServiceAccount \"bot/default\""})
@@ -262,12 +262,7 @@ both_backends!(
         assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("configmaps is forbidden: User \"{BOT}\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"other\"").as_str())));
         let (code, _) = bot(Method::GET, "/api/v1/namespaces/other/secrets", None).await;
         assert_eq!(code, StatusCode::FORBIDDEN, "view does not read secrets");
-        let (_, review) = bot(
-            Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            Some(access_review("get", "pods", "other")),
-        )
-        .await;
+        let (_, review) = bot_review("get", "pods", "other").await;
         assert_eq!(
             review["status"]["reason"],
             "RBAC: allowed by ClusterRoleBinding \"bot-view\" of ClusterRole \"view\" to ServiceAccount \"bot/default\""
@@ -355,7 +350,7 @@ both_backends!(
         );
         let (_, review) = admin(
             Method::POST,
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            SSAR,
             Some(access_review("delete", "nodes", "")),
             &[],
         )

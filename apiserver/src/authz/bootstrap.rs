@@ -19,16 +19,8 @@ use crate::{defaults, keys, lifecycle, objects};
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-const READ_WRITE: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+/// Every verb of a stored kind, read and write.
+const READ_WRITE: &[&str] = registry::CRUD;
 const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
 fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
