@@ -512,16 +512,18 @@ both_backends!(
         // `view`, emptied, still grants what it aggregates.
         let client = https(&server);
         let base = second.url();
-        let (code, _) = call(
-            &client,
-            &base,
-            &token,
-            Method::GET,
-            "/api/v1/namespaces/default/pods",
-            None,
-            &[],
-        )
-        .await;
+        let pods_on_second = || {
+            call(
+                &client,
+                &base,
+                &token,
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                None,
+                &[],
+            )
+        };
+        let (code, _) = pods_on_second().await;
         assert_eq!(code, StatusCode::FORBIDDEN);
         admin_post(
             &server,
@@ -531,16 +533,7 @@ both_backends!(
         .await;
         let mut code = StatusCode::FORBIDDEN;
         for _ in 0..100 {
-            (code, _) = call(
-                &client,
-                &base,
-                &token,
-                Method::GET,
-                "/api/v1/namespaces/default/pods",
-                None,
-                &[],
-            )
-            .await;
+            (code, _) = pods_on_second().await;
             if code == StatusCode::OK {
                 break;
             }

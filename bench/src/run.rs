@@ -435,19 +435,9 @@ fn resolve(stage: &Stage, path: PathKind) -> (Ipv4Addr, u16, ClientCgroup) {
 /// Conntrack flush, settle, warm-up, then the measured window.
 fn measure_window(stage: &Stage, options: &Options, path: PathKind) -> anyhow::Result<Window> {
     let (ip, port, cgroup) = resolve(stage, path);
-    stage.reset_between_runs(options.settle);
-    if !options.warmup.is_zero() {
-        stage
-            .wrk(cgroup, ip, port, options.warmup, options.connections)
-            .with_context(|| format!("{} (warm-up)", path.label()))?;
-    }
-    let before = stage.syn_trouble_counters();
-    let cpu = CpuTimes::now();
-    let wrk = stage
-        .wrk(cgroup, ip, port, options.duration, options.connections)
-        .with_context(|| path.label())?;
-    let steal = cpu.steal_until(CpuTimes::now());
-    let syn_trouble = stage.syn_trouble_counters().saturating_sub(before);
+    let (wrk, steal, syn_trouble) = window(stage, options, &path.label(), |length| {
+        stage.wrk(cgroup, ip, port, length, options.connections)
+    })?;
     Ok(Window {
         wrk,
         syn_trouble,
@@ -466,25 +456,36 @@ fn measure_pair(
         let (ip, port, cgroup) = resolve(stage, path);
         (cgroup, ip, port)
     });
-    let label = || format!("{} with {}", paths[1].label(), paths[0].label());
-    stage.reset_between_runs(options.settle);
-    if !options.warmup.is_zero() {
-        stage
-            .wrk_pair(targets, options.warmup, options.connections)
-            .with_context(|| format!("{} (warm-up)", label()))?;
-    }
-    let before = stage.syn_trouble_counters();
-    let cpu = CpuTimes::now();
-    let reports = stage
-        .wrk_pair(targets, options.duration, options.connections)
-        .with_context(label)?;
-    let steal = cpu.steal_until(CpuTimes::now());
-    let syn_trouble = stage.syn_trouble_counters().saturating_sub(before);
+    let label = format!("{} with {}", paths[1].label(), paths[0].label());
+    let (reports, steal, syn_trouble) = window(stage, options, &label, |length| {
+        stage.wrk_pair(targets, length, options.connections)
+    })?;
     Ok(reports.map(|wrk| Window {
         wrk,
         syn_trouble,
         steal,
     }))
+}
+
+/// The hygiene of every measured window: conntrack flush and settle, `load` for the
+/// warm-up, then `load` for the window itself, with the steal time and the SYN
+/// retransmits/PAWS rejects counted across it.
+fn window<T>(
+    stage: &Stage,
+    options: &Options,
+    label: &str,
+    load: impl Fn(Duration) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, f64, u64)> {
+    stage.reset_between_runs(options.settle);
+    if !options.warmup.is_zero() {
+        load(options.warmup).with_context(|| format!("{label} (warm-up)"))?;
+    }
+    let before = stage.syn_trouble_counters();
+    let cpu = CpuTimes::now();
+    let measured = load(options.duration).with_context(|| label.to_owned())?;
+    let steal = cpu.steal_until(CpuTimes::now());
+    let syn_trouble = stage.syn_trouble_counters().saturating_sub(before);
+    Ok((measured, steal, syn_trouble))
 }
 
 /// With the kernel's BPF statistics on, `options.stats_windows` one-second windows per path
