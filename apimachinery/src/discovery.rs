@@ -275,8 +275,11 @@ mod tests {
             "{names:?}"
         );
         let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();
-        assert_eq!(authz["resources"][0]["name"], "selfsubjectaccessreviews");
-        assert_eq!(authz["resources"][0]["verbs"], json!(["create"]));
+        // Upstream's order (alphabetical); the local review is the namespaced one.
+        assert_eq!(authz["resources"][0]["name"], "localsubjectaccessreviews");
+        assert_eq!(authz["resources"][0]["namespaced"], true);
+        assert_eq!(authz["resources"][1]["name"], "selfsubjectaccessreviews");
+        assert_eq!(authz["resources"][1]["verbs"], json!(["create"]));
     }
 
     #[test]

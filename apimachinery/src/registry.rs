@@ -584,6 +584,18 @@ pub static RESOURCES: &[Resource] = &[
     resource!(
         "authorization.k8s.io",
         "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        "localsubjectaccessreview",
+        [],
+        NONE,
+        Namespaced,
+        [],
+        CREATE
+    ),
+    resource!(
+        "authorization.k8s.io",
+        "v1",
         "SelfSubjectAccessReview",
         "selfsubjectaccessreviews",
         "selfsubjectaccessreview",

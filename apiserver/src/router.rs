@@ -37,6 +37,19 @@ pub fn router(state: Shared, gate: Arc<dyn Gate>, server_address: String) -> Rou
     Router::new().fallback(serve).with_state(ctx)
 }
 
+/// The name a `fieldSelector` pins with `metadata.name=` (or `==`), when it is a valid
+/// path segment.
+fn selected_name(
+    resource: &waggle_apimachinery::registry::Resource,
+    params: &Params,
+) -> Option<String> {
+    let selector =
+        crate::selectors::field::Selector::parse(resource, params.value("fieldSelector")?).ok()?;
+    let name = selector.equals("metadata.name")?;
+    let valid = !matches!(name, "" | "." | "..") && !name.contains(['/', '%']);
+    valid.then(|| name.to_owned())
+}
+
 fn not_found() -> ApiError {
     ApiError::NotFound {
         message: "the server could not find the requested resource".into(),
@@ -68,6 +81,12 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
             attributes.subresource = t.subresource.clone().unwrap_or_default();
             attributes.namespace = t.namespace.clone().unwrap_or_default();
             attributes.name = t.name.clone().unwrap_or_default();
+            if t.name.is_none() && parts.method == Method::GET {
+                // A list or watch of one name (`kubectl get pod x -w`) is authorized as
+                // a request for that name, so `resourceNames` rules allow it (as
+                // upstream's RequestInfo).
+                attributes.name = selected_name(t.resource, &params).unwrap_or_default();
+            }
             if t.resource.group.is_empty() && t.resource.plural == "namespaces" {
                 // A namespace is in itself, for RoleBindings (as upstream's RequestInfo).
                 attributes.namespace = attributes.name.clone();
@@ -78,7 +97,20 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                 t.subresource.clone().unwrap_or_default(),
             )
         }
-        _ => (method_label(&parts.method), "", String::new()),
+        _ => {
+            // Not served, but resource-shaped: authorized as the resource request it is
+            // (a denial names the resource; an allowed one gets its 404).
+            if let (Ok(None), Some(shape)) = (&parsed, target::shape(parts.uri.path())) {
+                let watch = shape.watch_path || matches!(params.get("watch"), Some("true" | "1"));
+                attributes.verb = authz::resource_verb(&parts.method, shape.name.is_empty(), watch);
+                attributes.group = shape.group;
+                attributes.resource = shape.resource;
+                attributes.subresource = shape.subresource;
+                attributes.namespace = shape.namespace;
+                attributes.name = shape.name;
+            }
+            (method_label(&parts.method), "", String::new())
+        }
     };
     if let (Some(kubelet::Route::Node { name, .. }), Ok(None)) = (&kubelet_route, &parsed) {
         // `nodes/NAME/proxy/PATH` is deeper than resource paths go.

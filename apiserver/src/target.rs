@@ -49,7 +49,10 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
         }
         _ => (None, rest.to_vec()),
     };
-    let Some(resource) = rest.first().and_then(|plural| registry::find(group, version, plural)) else {
+    let Some(resource) = rest
+        .first()
+        .and_then(|plural| registry::find(group, version, plural))
+    else {
         return Ok(None);
     };
     if rest.len() > 3 || rest.iter().any(|s| s.is_empty()) {
@@ -67,9 +70,63 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
         return Ok(None);
     }
     if watch_path && subresource.is_some() {
-        return Err(ApiError::bad_request("watch is not supported on subresources"));
+        return Err(ApiError::bad_request(
+            "watch is not supported on subresources",
+        ));
     }
-    Ok(Some(Target { resource, namespace, name, subresource, watch_path }))
+    Ok(Some(Target {
+        resource,
+        namespace,
+        name,
+        subresource,
+        watch_path,
+    }))
+}
+
+/// What any resource-shaped path names, served or not, as upstream's `RequestInfo`
+/// reads it: so that a request for an unknown resource is authorized (and refused)
+/// as the resource request it is, not as a non-resource path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    /// The legacy `/watch/` prefix was used.
+    pub watch_path: bool,
+}
+
+/// The [`Shape`] of `path`; `None` for discovery and non-resource paths.
+pub fn shape(path: &str) -> Option<Shape> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", group, _version, rest @ ..] if !rest.is_empty() => (*group, rest),
+        _ => return None,
+    };
+    let (watch_path, mut rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        _ => (false, rest),
+    };
+    let mut namespace = "";
+    if let ["namespaces", ns, tail @ ..] = rest {
+        namespace = ns;
+        // `namespaces/NS/status` and `/finalize` are the namespace's own subresources.
+        if !matches!(tail.first(), None | Some(&"status" | &"finalize")) {
+            rest = tail;
+        }
+    }
+    let part = |i: usize| rest.get(i).copied().unwrap_or_default().to_owned();
+    Some(Shape {
+        group: group.to_owned(),
+        resource: part(0),
+        name: part(1),
+        subresource: part(2),
+        namespace: namespace.to_owned(),
+        watch_path,
+    })
+    .filter(|s| !s.resource.is_empty())
 }
 
 #[cfg(test)]
@@ -109,10 +166,47 @@ mod tests {
     }
 
     #[test]
+    fn shapes_read_any_resource_path_as_upstream_does() {
+        let widgets = shape("/apis/example.com/v1/namespaces/team/widgets/w1/scale").unwrap();
+        assert_eq!(
+            widgets,
+            Shape {
+                group: "example.com".into(),
+                resource: "widgets".into(),
+                name: "w1".into(),
+                subresource: "scale".into(),
+                namespace: "team".into(),
+                watch_path: false,
+            }
+        );
+        let ns = shape("/api/v1/namespaces/team").unwrap();
+        assert_eq!(
+            (
+                ns.resource.as_str(),
+                ns.name.as_str(),
+                ns.namespace.as_str()
+            ),
+            ("namespaces", "team", "team")
+        );
+        let status = shape("/api/v1/namespaces/team/status").unwrap();
+        assert_eq!(
+            (status.resource.as_str(), status.subresource.as_str()),
+            ("namespaces", "status")
+        );
+        assert!(shape("/api/v1/watch/gadgets").unwrap().watch_path);
+        assert_eq!(shape("/apis/example.com/v1"), None, "discovery");
+        assert_eq!(shape("/healthz"), None);
+    }
+
+    #[test]
     fn unknown_paths_are_none() {
         assert!(parse("/api/v1/widgets").unwrap().is_none());
         assert!(parse("/api/v1/pods/x").unwrap().is_none());
-        assert!(parse("/api/v1/namespaces/a/configmaps/b/status").unwrap().is_none());
+        assert!(
+            parse("/api/v1/namespaces/a/configmaps/b/status")
+                .unwrap()
+                .is_none()
+        );
         assert!(parse("/version").unwrap().is_none());
     }
 }

@@ -547,3 +547,154 @@ both_backends!(
         second.shutdown().await;
     }
 );
+
+both_backends!(
+    local_subject_access_reviews_stay_in_their_namespace,
+    |backend: Backend| async move {
+        let server = TestServer::start(backend).await;
+        let token = bot_token(&server).await;
+        let (client, base) = (https(&server), server.running.url());
+        let path = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews";
+        let review = |namespace: &str| {
+            json!({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                "spec": {"user": BOT, "resourceAttributes": {"verb": "get", "resource": "pods", "namespace": namespace}},
+            })
+        };
+        // The namespace comes from the path; the answer is the policy's (no binding yet).
+        let answer = admin_post(&server, path, review("default")).await;
+        assert_eq!(answer["metadata"]["namespace"], "default");
+        assert_eq!(answer["status"], json!({"allowed": false}));
+        // Asking about another namespace is invalid, as upstream.
+        let response = server
+            .raw()
+            .post(format!("{}{path}", server.http))
+            .json(&review("kube-system"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let status: Value = response.json().await.unwrap();
+        assert_eq!(
+            status["message"],
+            "LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes.namespace: Invalid value: \"kube-system\": must match metadata.namespace"
+        );
+        // A namespace's `admin` may ask; `edit` may not.
+        admin_post(
+            &server,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            binding("RoleBinding", "bot-edit", "edit", Some("default")),
+        )
+        .await;
+        let (code, status) = call(
+            &client,
+            &base,
+            &token,
+            Method::POST,
+            path,
+            Some(review("default")),
+            &[],
+        )
+        .await;
+        assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("localsubjectaccessreviews.authorization.k8s.io is forbidden: User \"{BOT}\" cannot create resource \"localsubjectaccessreviews\" in API group \"authorization.k8s.io\" in the namespace \"default\"").as_str())));
+        admin_post(
+            &server,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            binding("RoleBinding", "bot-admin", "admin", Some("default")),
+        )
+        .await;
+        let (code, answer) = call(
+            &client,
+            &base,
+            &token,
+            Method::POST,
+            path,
+            Some(review("default")),
+            &[],
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["status"]["allowed"], true, "{answer}");
+    }
+);
+
+both_backends!(
+    a_list_of_one_name_is_authorized_as_that_name,
+    |backend: Backend| async move {
+        let server = TestServer::start(backend).await;
+        let token = bot_token(&server).await;
+        let (client, base) = (https(&server), server.running.url());
+        admin_post(
+            &server,
+            "/api/v1/namespaces/default/configmaps",
+            json!({"metadata": {"name": "settings"}}),
+        )
+        .await;
+        // A Role for one ConfigMap by name, as `kubectl create role --resource-name`.
+        admin_post(
+            &server,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            json!({"metadata": {"name": "one-map"}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["settings"], "verbs": ["get", "list", "watch"]}]}),
+        )
+        .await;
+        let mut bind = binding("RoleBinding", "bot-one-map", "one-map", Some("default"));
+        bind["roleRef"]["kind"] = json!("Role");
+        admin_post(
+            &server,
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            bind,
+        )
+        .await;
+        let get = |path: &'static str| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move { call(&client, &base, &token, Method::GET, path, None, &[]).await }
+        };
+        let (code, list) =
+            get("/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dsettings")
+                .await;
+        assert_eq!(code, StatusCode::OK, "{list}");
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        let (code, _) = get("/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3D%3Dsettings&watch=true&timeoutSeconds=1").await;
+        assert_eq!(code, StatusCode::OK);
+        let (code, status) = get("/api/v1/namespaces/default/configmaps").await;
+        assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("configmaps is forbidden: User \"{BOT}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"").as_str())));
+        let (code, _) =
+            get("/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dother").await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+        let (code, _) =
+            get("/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%21%3Dsettings")
+                .await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "a negated name pins nothing");
+    }
+);
+
+both_backends!(
+    a_request_for_an_unserved_resource_is_authorized_as_a_resource,
+    |backend: Backend| async move {
+        let server = TestServer::start(backend).await;
+        let token = bot_token(&server).await;
+        let (client, base) = (https(&server), server.running.url());
+        let path = "/apis/example.com/v1/namespaces/default/widgets";
+        let (code, status) = call(&client, &base, &token, Method::GET, path, None, &[]).await;
+        assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("widgets.example.com is forbidden: User \"{BOT}\" cannot list resource \"widgets\" in API group \"example.com\" in the namespace \"default\"").as_str())));
+        let (code, status) = call(
+            &client,
+            &base,
+            &token,
+            Method::DELETE,
+            "/api/v1/gadgets/g1",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("gadgets \"g1\" is forbidden: User \"{BOT}\" cannot delete resource \"gadgets\" in API group \"\" at the cluster scope").as_str())));
+        // Whoever may ask learns that it is not served.
+        let response = server
+            .raw()
+            .get(format!("{}{path}", server.http))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+);

@@ -6,8 +6,11 @@
 //! zeroed slots, so the table looks like the hash map it replaced. Writing a slot is a
 //! copy in the kernel (no bucket lock, no element allocation), and the programs'
 //! lookups are inlined by the verifier. The arrays are mappable (`BPF_F_MMAPABLE`):
-//! reading every slot scans a read-only mapping instead of copying each one out with
-//! a syscall (a full read of 65,536 slots took tens of milliseconds that way).
+//! reading every slot scans a shared mapping instead of copying each one out with a
+//! syscall (a full read of 65,536 slots took tens of milliseconds that way), and
+//! values of 4 or 8 bytes (slots, IPv4 backends and reverse-NAT entries) are written
+//! through it with one atomic store each, so a program never sees half of one and a
+//! full sync writes 100,000 of them without a syscall.
 
 use std::{
     mem::size_of,
@@ -38,23 +41,26 @@ fn zeroed<V: Pod>() -> V {
     unsafe { std::mem::zeroed() }
 }
 
-/// A read-only shared mapping of a `BPF_F_MMAPABLE` array: slot `i` is at `i * stride`
-/// (the kernel rounds value sizes up to 8 bytes).
+/// A shared mapping of a `BPF_F_MMAPABLE` array: slot `i` is at `i * stride` (the
+/// kernel rounds value sizes up to 8 bytes).
 struct Mapped {
     base: std::ptr::NonNull<libc::c_void>,
     len: usize,
     stride: usize,
     slots: u32,
+    /// Mapped writable too (not for a frozen map).
+    writable: bool,
 }
 
-// SAFETY: the mapping is only read, through `&self`; the kernel keeps it valid until
-// `munmap`.
+// SAFETY: the kernel keeps the mapping valid until `munmap`; this process writes it
+// only through `&mut` of the owning table, with atomic stores (the BPF programs read
+// it concurrently, as with any map update).
 unsafe impl Send for Mapped {}
 unsafe impl Sync for Mapped {}
 
 impl Mapped {
-    /// Maps `slots` slots of `V` of the array `fd`; `None` where the kernel refuses
-    /// (an array created without `BPF_F_MMAPABLE`).
+    /// Maps `slots` slots of `V` of the array `fd`, writable where the kernel allows
+    /// it; `None` where it refuses (an array created without `BPF_F_MMAPABLE`).
     fn new<V>(fd: std::os::fd::BorrowedFd<'_>, slots: u32) -> Option<Self> {
         use std::os::fd::AsRawFd;
         let stride = size_of::<V>().next_multiple_of(8);
@@ -62,28 +68,67 @@ impl Mapped {
         if len == 0 {
             return None;
         }
-        // SAFETY: a fresh shared read-only mapping of the map's fd; nothing aliases it
-        // mutably in this process.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
+        let map = |prot| {
+            // SAFETY: a fresh shared mapping of the map's fd; Rust code never holds a
+            // reference into it (reads and writes go through raw pointers).
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            (base != libc::MAP_FAILED).then_some(base)
         };
-        if base == libc::MAP_FAILED {
+        let (base, writable) = if let Some(base) = map(libc::PROT_READ | libc::PROT_WRITE) {
+            (base, true)
+        } else if let Some(base) = map(libc::PROT_READ) {
+            (base, false)
+        } else {
             tracing::debug!(error = %std::io::Error::last_os_error(), "array map not mappable");
             return None;
-        }
+        };
         Some(Self {
             base: std::ptr::NonNull::new(base)?,
             len,
             stride,
             slots,
+            writable,
         })
+    }
+
+    /// Whether values of `V` are written through the mapping: it is writable and a
+    /// value is one aligned machine word (slots are 8-byte aligned), stored atomically.
+    fn writes<V>(&self) -> bool {
+        self.writable && matches!(size_of::<V>(), 4 | 8)
+    }
+
+    /// Stores `value` in slot `index` (< `slots`) with one atomic store; `writes::<V>()`
+    /// must hold. Release ordering: a program that sees this value also sees every
+    /// earlier store (what a slot refers to is written first).
+    fn store<V: Pod>(&self, index: u32, value: &V) {
+        use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+        assert!(index < self.slots, "slot {index} beyond the mapping");
+        // SAFETY: `index < slots`, so the slot lies inside the writable mapping, and
+        // it is 8-byte aligned (page-aligned base, stride a multiple of 8); `V` is
+        // plain data of exactly the width read here.
+        unsafe {
+            let at = self
+                .base
+                .as_ptr()
+                .cast::<u8>()
+                .add(index as usize * self.stride);
+            match size_of::<V>() {
+                4 => (*at.cast::<AtomicU32>())
+                    .store(std::mem::transmute_copy::<V, u32>(value), Ordering::Release),
+                8 => (*at.cast::<AtomicU64>())
+                    .store(std::mem::transmute_copy::<V, u64>(value), Ordering::Release),
+                width => unreachable!("{width}-byte values are not stored atomically"),
+            }
+        }
     }
 
     /// Every non-zeroed slot, by index.
@@ -170,6 +215,12 @@ impl<V: Pod + Sync> ArrayTable<V> {
             }));
         }
         if keys.is_empty() {
+            return Ok(());
+        }
+        if let Some(mapped) = self.mapped.as_ref().filter(|m| m.writes::<V>()) {
+            keys.iter()
+                .zip(values)
+                .for_each(|(k, v)| mapped.store(*k, v));
             return Ok(());
         }
         if self.batch {

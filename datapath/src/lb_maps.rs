@@ -104,6 +104,7 @@ macro_rules! impl_lb_maps {
         impl $crate::lb_maps::LbMaps for $ty {
             $crate::impl_lb_maps!(@table services_v4, $crate::lb_maps::abi::lb::ServiceKeyV4, $crate::lb_maps::abi::lb::ServiceValue);
             $crate::impl_lb_maps!(@table services_v6, $crate::lb_maps::abi::lb::ServiceKeyV6, $crate::lb_maps::abi::lb::ServiceValue);
+            $crate::impl_lb_maps!(@table slots, u32, u32);
             $crate::impl_lb_maps!(@table backends_v4, u32, $crate::lb_maps::abi::lb::BackendV4);
             $crate::impl_lb_maps!(@table backends_v6, u32, $crate::lb_maps::abi::lb::BackendV6);
             $crate::impl_lb_maps!(@table rev_nat_v4, u32, $crate::lb_maps::abi::lb::RevNatV4);
@@ -125,11 +126,13 @@ macro_rules! impl_lb_maps {
 pub use waggle_ebpf_common as abi;
 
 /// The maps the proxy programs. Keys and values are the ABI types of
-/// `waggle_ebpf_common::lb`; backend, reverse-NAT and Maglev maps are keyed by a
-/// `u32` id (backend id, `rev_nat_index` widened to u32).
+/// `waggle_ebpf_common::lb`; slot, backend, reverse-NAT and Maglev maps are keyed by
+/// a `u32` index (slot index, backend id, `rev_nat_index` widened to u32).
 pub trait LbMaps {
     fn services_v4(&mut self) -> &mut dyn MapTable<ServiceKeyV4, ServiceValue>;
     fn services_v6(&mut self) -> &mut dyn MapTable<ServiceKeyV6, ServiceValue>;
+    /// Backend ids of the services' slots (a zero id is an empty slot).
+    fn slots(&mut self) -> &mut dyn MapTable<u32, u32>;
     fn backends_v4(&mut self) -> &mut dyn MapTable<u32, BackendV4>;
     fn backends_v6(&mut self) -> &mut dyn MapTable<u32, BackendV6>;
     fn rev_nat_v4(&mut self) -> &mut dyn MapTable<u32, RevNatV4>;
@@ -138,6 +141,35 @@ pub trait LbMaps {
     /// Node addresses (network order) on which NodePorts answer.
     fn node_addrs_v4(&mut self) -> &mut dyn MapTable<u32, NodeAddrFlag>;
     fn node_addrs_v6(&mut self) -> &mut dyn MapTable<[u8; 16], NodeAddrFlag>;
+}
+
+/// A services-map key of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontendKey {
+    V4(ServiceKeyV4),
+    V6(ServiceKeyV6),
+}
+
+/// Writes one frontend by hand (test beds, tools): `backend_ids` into the slots from
+/// `value.slot_base` first, then the services entry with `count` set to their number,
+/// so a program never sees a count covering an unwritten slot.
+pub fn write_frontend(
+    maps: &mut dyn LbMaps,
+    key: FrontendKey,
+    value: ServiceValue,
+    backend_ids: &[u32],
+) -> Result<(), LbMapError> {
+    for (i, id) in (value.slot_base..).zip(backend_ids) {
+        maps.slots().insert(&i, id)?;
+    }
+    let value = ServiceValue {
+        count: u16::try_from(backend_ids.len()).unwrap_or(u16::MAX),
+        ..value
+    };
+    match key {
+        FrontendKey::V4(k) => maps.services_v4().insert(&k, &value),
+        FrontendKey::V6(k) => maps.services_v6().insert(&k, &value),
+    }
 }
 
 /// The typed map of `data` (`convert`: e.g. `HashMap::try_from`) and a duplicate of its
@@ -361,6 +393,7 @@ fn map_data(map: &Map) -> Option<&MapData> {
 pub struct PinnedLbMaps {
     services_v4: HashTable<ServiceKeyV4, ServiceValue>,
     services_v6: HashTable<ServiceKeyV6, ServiceValue>,
+    slots: ArrayTable<u32>,
     backends_v4: ArrayTable<BackendV4>,
     backends_v6: ArrayTable<BackendV6>,
     rev_nat_v4: ArrayTable<RevNatV4>,
@@ -398,6 +431,7 @@ impl PinnedLbMaps {
         Ok(Self {
             services_v4: HashTable::new(maps::SERVICES_V4, source.open(maps::SERVICES_V4)?)?,
             services_v6: HashTable::new(maps::SERVICES_V6, source.open(maps::SERVICES_V6)?)?,
+            slots: ArrayTable::new(maps::SLOTS, source.open(maps::SLOTS)?)?,
             backends_v4: ArrayTable::new(maps::BACKENDS_V4, source.open(maps::BACKENDS_V4)?)?,
             backends_v6: ArrayTable::new(maps::BACKENDS_V6, source.open(maps::BACKENDS_V6)?)?,
             rev_nat_v4: ArrayTable::new(maps::REV_NAT_V4, source.open(maps::REV_NAT_V4)?)?,

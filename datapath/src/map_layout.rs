@@ -25,9 +25,10 @@ const fn sizes<K, V>() -> (u32, u32) {
 }
 
 /// `(map name, (key size, value size))` of every map in `maps::PINNED`.
-pub(crate) const LAYOUTS: [(&str, (u32, u32)); 18] = [
+pub(crate) const LAYOUTS: [(&str, (u32, u32)); 19] = [
     (maps::SERVICES_V4, sizes::<ServiceKeyV4, ServiceValue>()),
     (maps::SERVICES_V6, sizes::<ServiceKeyV6, ServiceValue>()),
+    (maps::SLOTS, sizes::<u32, u32>()),
     (maps::BACKENDS_V4, sizes::<u32, BackendV4>()),
     (maps::BACKENDS_V6, sizes::<u32, BackendV6>()),
     (maps::REV_NAT_V4, sizes::<u32, RevNatV4>()),
@@ -90,8 +91,9 @@ mod tests {
     fn layouts_match_the_abi_types() {
         // Spot checks of sizes the kernel side relies on (padding is explicit).
         let get = |n: &str| LAYOUTS.iter().find(|(name, _)| *name == n).unwrap().1;
-        assert_eq!(get(maps::SERVICES_V4), (12, 16));
-        assert_eq!(get(maps::SERVICES_V6), (24, 16));
+        assert_eq!(get(maps::SERVICES_V4), (8, 16));
+        assert_eq!(get(maps::SERVICES_V6), (20, 16));
+        assert_eq!(get(maps::SLOTS), (4, 4));
         assert_eq!(get(maps::SOCK_REV_NAT_V4), (16, 8));
         assert_eq!(get(maps::SOCK_REV_NAT_V6), (32, 20));
         assert_eq!(get(maps::SOCK_LB), (4, 40));

@@ -1,11 +1,13 @@
 //! Service load-balancing maps: services → backend slots → backends.
 //!
-//! Layout (modelled on Cilium's lb4 maps): a service is one *master* entry with
-//! `backend_slot == 0`, whose value holds the backend count and flags, plus one entry
-//! per backend with `backend_slot = 1..=count`, whose value holds a backend id.
-//! Backends live in their own map keyed by id, so a backend shared by several
-//! service ports is stored once, and replacing one backend rewrites one slot.
-
+//! Layout: a service frontend (address, port, protocol, scope) is one entry of the
+//! services hash map, whose value holds the backend count, flags and `slot_base`.
+//! Its backends are the `count` consecutive entries of the slots array starting at
+//! `slot_base`, each a backend id; backends live in their own array keyed by id, so
+//! a backend shared by several service ports is stored once, and replacing one
+//! backend rewrites one slot. (Cilium keeps the slots in the services hash map as
+//! extra keys; an array makes a slot write a copy, lets userspace write slots
+//! through a shared mapping, and leaves the hash map one entry per frontend.)
 /// `ServiceKey*.protocol` values (IANA protocol numbers).
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -17,7 +19,7 @@ pub const PROTO_SCTP: u8 = 132;
 pub const SCOPE_EXTERNAL: u8 = 0;
 pub const SCOPE_INTERNAL: u8 = 1;
 
-/// Key of the services maps. `backend_slot == 0` is the master entry.
+/// Key of the services maps: one frontend in one scope.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ServiceKey<A> {
@@ -26,15 +28,13 @@ pub struct ServiceKey<A> {
     pub address: A,
     /// Service port, network byte order. NodePort entries use the node port.
     pub port: u16,
-    pub backend_slot: u16,
     pub protocol: u8,
     pub scope: u8,
-    pub _pad: [u8; 2],
 }
 
-/// IPv4 services key (12 bytes).
+/// IPv4 services key (8 bytes, no padding).
 pub type ServiceKeyV4 = ServiceKey<u32>;
-/// IPv6 services key (24 bytes).
+/// IPv6 services key (20 bytes, no padding).
 pub type ServiceKeyV6 = ServiceKey<[u8; 16]>;
 
 /// `ServiceValue.flags`
@@ -66,15 +66,16 @@ pub mod service_flags {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ServiceValue {
-    /// Backend id for a slot entry; 0 in the master entry.
-    pub backend_id: u32,
-    /// Number of backend slots (master entry only). 0 means "refuse at once".
+    /// Index in the slots array of the first of this frontend's `count` backend slots
+    /// (0, which is never allocated, when `count` is 0).
+    pub slot_base: u32,
+    /// Number of backend slots. 0 means "refuse at once".
     pub count: u16,
     /// Identifies the service port across maps (reverse NAT, affinity, Maglev, metrics).
     pub rev_nat_index: u16,
     pub flags: u16,
     pub _pad: u16,
-    /// `sessionAffinityConfig.clientIP.timeoutSeconds` (master entry only).
+    /// `sessionAffinityConfig.clientIP.timeoutSeconds`.
     pub affinity_timeout: u32,
 }
 
@@ -106,8 +107,9 @@ pub type BackendV4 = Backend<u32>;
 pub type BackendV6 = Backend<[u8; 16]>;
 
 const _: () = {
-    assert!(core::mem::size_of::<ServiceKeyV4>() == 12);
-    assert!(core::mem::size_of::<ServiceKeyV6>() == 24);
+    assert!(core::mem::size_of::<ServiceKeyV4>() == 8);
+    assert!(core::mem::size_of::<ServiceKeyV6>() == 20);
+    assert!(core::mem::size_of::<ServiceValue>() == 16);
     assert!(core::mem::size_of::<BackendV4>() == 8);
     assert!(core::mem::size_of::<BackendV6>() == 20);
 };

@@ -2,11 +2,12 @@
 //!
 //! Socket LB (`socket_lb`) and the per-packet path (`nodeport`) both resolve a
 //! destination to a service with [`lookup`] (or [`lookup_nodeport`], [`lookup_any`])
-//! and pick a backend with [`select`], generic over the address [`Family`]. The map layout is documented in
-//! `waggle_ebpf_common::lb`: a master entry (`backend_slot == 0`, scope external) holds
-//! count, flags, `rev_nat_index` and the affinity timeout; slots `1..=count` hold
-//! backend ids; a `TWO_SCOPES` service has a second master and slot set under
-//! `SCOPE_INTERNAL`, used by in-node clients.
+//! and pick a backend with [`select`], generic over the address [`Family`]. The map
+//! layout is documented in `waggle_ebpf_common::lb`: a frontend's entry (scope
+//! external) holds count, flags, `slot_base`, `rev_nat_index` and the affinity timeout;
+//! entries `slot_base..slot_base + count` of the slots array hold backend ids; a
+//! `TWO_SCOPES` service has a second entry with its own slots under `SCOPE_INTERNAL`,
+//! used by in-node clients.
 //!
 //! Every failure is a `DropReason` (`waggle_ebpf_common::drop`) that the caller counts
 //! with [`crate::maps::count_drop`] and turns into its verdict.
@@ -29,7 +30,7 @@ use waggle_ebpf_common::{
 };
 
 pub use crate::family::{Family, V4, V6};
-use crate::maps::{AFFINITY, SERVICE_METRICS};
+use crate::maps::{AFFINITY, SERVICE_METRICS, SLOTS};
 
 /// Where the client of a lookup sits; decides the scope of a `TWO_SCOPES` service.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ pub struct AffinityClient {
     pub kind: u8,
 }
 
-/// A service found by a lookup: its master key (scope external, slot 0) and value.
+/// A service found by a lookup: its frontend key (scope external) and value.
 #[derive(Clone, Copy)]
 pub struct Service<A> {
     pub key: ServiceKey<A>,
@@ -80,13 +81,11 @@ pub fn backend<F: Family>(id: u32) -> Option<Backend<F::Addr>> {
     F::backends().get(id).copied().filter(|b| b.protocol != 0)
 }
 
+/// The backend id in slot `index` of the slots array; `None` beyond the array or for
+/// an empty slot.
 #[inline(always)]
-fn with_slot<A: Copy>(key: &ServiceKey<A>, slot: u16, scope: u8) -> ServiceKey<A> {
-    ServiceKey {
-        backend_slot: slot,
-        scope,
-        ..*key
-    }
+fn slot(index: u32) -> Option<u32> {
+    SLOTS.get(index).copied().filter(|id| *id != 0)
 }
 
 /// The service at `address:port` (network order) for `protocol` (`PROTO_*`):
@@ -96,10 +95,8 @@ pub fn lookup<F: Family>(address: F::Addr, port: u16, protocol: u8) -> Option<Se
     let key = ServiceKey {
         address,
         port,
-        backend_slot: 0,
         protocol,
         scope: SCOPE_EXTERNAL,
-        _pad: [0; 2],
     };
     service_entry::<F>(&key).map(|value| Service { key, value })
 }
@@ -153,14 +150,14 @@ pub fn select<F: Family>(
     affinity: Option<AffinityClient>,
 ) -> Result<Selected<F::Addr>, DropReason> {
     let flags = service.value.flags;
-    let (scope, count) = if client == Client::InNode && flags & service_flags::TWO_SCOPES != 0 {
-        let internal = with_slot(&service.key, 0, SCOPE_INTERNAL);
-        (
-            SCOPE_INTERNAL,
-            service_entry::<F>(&internal).map_or(0, |v| v.count),
-        )
+    let (slot_base, count) = if client == Client::InNode && flags & service_flags::TWO_SCOPES != 0 {
+        let internal = ServiceKey {
+            scope: SCOPE_INTERNAL,
+            ..service.key
+        };
+        service_entry::<F>(&internal).map_or((0, 0), |v| (v.slot_base, v.count))
     } else {
-        (SCOPE_EXTERNAL, service.value.count)
+        (service.value.slot_base, service.value.count)
     };
     if count == 0 {
         return Err(no_backend_reason(flags, client));
@@ -194,11 +191,8 @@ pub fn select<F: Family>(
     }
 
     // SAFETY: the helper has no preconditions.
-    let slot = (unsafe { bpf_get_prandom_u32() } % u32::from(count)) as u16 + 1;
-    let slot_key = with_slot(&service.key, slot, scope);
-    let backend_id = service_entry::<F>(&slot_key)
-        .ok_or(DROP_BACKEND_NOT_FOUND)?
-        .backend_id;
+    let offset = unsafe { bpf_get_prandom_u32() } % u32::from(count);
+    let backend_id = slot(slot_base.wrapping_add(offset)).ok_or(DROP_BACKEND_NOT_FOUND)?;
     let backend = backend::<F>(backend_id).ok_or(DROP_BACKEND_NOT_FOUND)?;
     if let Some(key) = &affinity {
         remember(key, backend_id, now);

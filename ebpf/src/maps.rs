@@ -36,6 +36,7 @@ const _: () = {
     }
     fits(names::SERVICES_V4);
     fits(names::SERVICES_V6);
+    fits(names::SLOTS);
     fits(names::BACKENDS_V4);
     fits(names::BACKENDS_V6);
     fits(names::REV_NAT_V4);
@@ -54,28 +55,38 @@ const _: () = {
     fits(names::NODE_ADDRS_V6);
 };
 
-/// Services: master entries (`backend_slot == 0`) and backend slots.
-#[map(name = "wg_svc4_v1")]
+/// Services: one entry per frontend and scope; its backends are slots of [`SLOTS`].
+#[map(name = "wg_svc4_v2")]
 pub static SERVICES_V4: HashMap<ServiceKeyV4, ServiceValue> =
     HashMap::with_max_entries(names::MAX_SERVICES, 0);
-#[map(name = "wg_svc6_v1")]
+#[map(name = "wg_svc6_v2")]
 pub static SERVICES_V6: HashMap<ServiceKeyV6, ServiceValue> =
     HashMap::with_max_entries(names::MAX_SERVICES, 0);
+
+/// Backend ids of every service's slots (both families), at
+/// `slot_base..slot_base + count` of its services entry; 0 is no backend. Mappable,
+/// so userspace writes slots with plain stores instead of a syscall per element.
+#[map(name = "wg_slots_v1")]
+pub static SLOTS: Array<u32> = Array::with_max_entries(names::MAX_SLOTS, BPF_F_MMAPABLE);
 
 /// Backends by id (arrays: a lookup is an inlined index, an update a copy; a zeroed
 /// slot, `protocol == 0`, is no backend). Mappable (`BPF_F_MMAPABLE`), so userspace
 /// reads every slot without a syscall per element.
 #[map(name = "wg_be4_v2")]
-pub static BACKENDS_V4: Array<BackendV4> = Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
+pub static BACKENDS_V4: Array<BackendV4> =
+    Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
 #[map(name = "wg_be6_v2")]
-pub static BACKENDS_V6: Array<BackendV6> = Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
+pub static BACKENDS_V6: Array<BackendV6> =
+    Array::with_max_entries(names::MAX_BACKENDS, BPF_F_MMAPABLE);
 
 /// Reverse NAT (per-packet path) by `rev_nat_index` as u32 (mappable arrays, as above;
 /// a zeroed slot is no entry).
 #[map(name = "wg_rnat4_v2")]
-pub static REV_NAT_V4: Array<RevNatV4> = Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
+pub static REV_NAT_V4: Array<RevNatV4> =
+    Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
 #[map(name = "wg_rnat6_v2")]
-pub static REV_NAT_V6: Array<RevNatV6> = Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
+pub static REV_NAT_V6: Array<RevNatV6> =
+    Array::with_max_entries(names::MAX_REV_NAT, BPF_F_MMAPABLE);
 
 /// Socket-LB reverse translation of connected sockets, stored with the socket (a BTF
 /// map: socket storage needs the BTF of its value, so the object is linked with

@@ -34,12 +34,10 @@ impl Frontend {
         Self(match key {
             MasterKey::V4(k) => MasterKey::V4(ServiceKeyV4 {
                 scope: SCOPE_EXTERNAL,
-                backend_slot: 0,
                 ..k
             }),
             MasterKey::V6(k) => MasterKey::V6(ServiceKeyV6 {
                 scope: SCOPE_EXTERNAL,
-                backend_slot: 0,
                 ..k
             }),
         })
@@ -226,10 +224,8 @@ mod tests {
         Frontend::of(MasterKey::V4(ServiceKeyV4 {
             address: v4_to_map(Ipv4Addr::new(198, 51, 100, 7)),
             port: 443u16.to_be(),
-            backend_slot: 0,
             protocol: Protocol::Tcp.number(),
             scope,
-            _pad: [0; 2],
         }))
     }
 

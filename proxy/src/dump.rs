@@ -30,25 +30,13 @@ pub trait DumpKey {
 
 impl DumpKey for ServiceKeyV4 {
     fn dump_key(&self) -> String {
-        let k = Frontend::v4(self);
-        format!(
-            "{} {} slot={}",
-            k.render(),
-            scope_name(self.scope),
-            self.backend_slot
-        )
+        format!("{} {}", Frontend::v4(self).render(), scope_name(self.scope))
     }
 }
 
 impl DumpKey for ServiceKeyV6 {
     fn dump_key(&self) -> String {
-        let k = Frontend::v6(self);
-        format!(
-            "{} {} slot={}",
-            k.render(),
-            scope_name(self.scope),
-            self.backend_slot
-        )
+        format!("{} {}", Frontend::v6(self).render(), scope_name(self.scope))
     }
 }
 
@@ -161,11 +149,6 @@ pub fn backend_flag_names(flags: u8) -> Vec<&'static str> {
     names
 }
 
-struct Service {
-    master: Option<ServiceValue>,
-    slots: BTreeMap<u16, u32>,
-}
-
 /// Renders the whole state.
 pub fn dump(state: &MapState) -> String {
     let mut backends: BTreeMap<u32, String> = BTreeMap::new();
@@ -176,47 +159,49 @@ pub fn dump(state: &MapState) -> String {
         backends.insert(*id, backend_v6(b));
     }
 
-    let mut services: BTreeMap<Frontend, Service> = BTreeMap::new();
-    let mut add = |fe: Frontend, slot: u16, v: &ServiceValue| {
-        let s = services.entry(fe).or_insert(Service {
-            master: None,
-            slots: BTreeMap::new(),
-        });
-        if slot == 0 {
-            s.master = Some(*v);
-        } else {
-            s.slots.insert(slot, v.backend_id);
-        }
-    };
+    let mut services: BTreeMap<Frontend, ServiceValue> = BTreeMap::new();
     for (k, v) in state.services_v4.iter() {
-        add(Frontend::v4(k), k.backend_slot, v);
+        services.insert(Frontend::v4(k), *v);
     }
     for (k, v) in state.services_v6.iter() {
-        add(Frontend::v6(k), k.backend_slot, v);
+        services.insert(Frontend::v6(k), *v);
     }
 
     let mut out = String::new();
     out.push_str("SERVICES\n");
-    for (fe, s) in &services {
+    // Slots some frontend's count covers; any other non-empty slot is a leak.
+    let mut covered = std::collections::BTreeSet::new();
+    for (fe, m) in &services {
         let _ = write!(out, "{} {}", fe.render(), scope_name(fe.scope));
-        let count = match s.master {
-            Some(m) => {
-                let _ = write!(out, " rev_nat={} count={}", m.rev_nat_index, m.count);
-                if m.flags & sf::AFFINITY != 0 {
-                    let _ = write!(out, " affinity_timeout={}", m.affinity_timeout);
+        let _ = write!(out, " rev_nat={} count={}", m.rev_nat_index, m.count);
+        if m.flags & sf::AFFINITY != 0 {
+            let _ = write!(out, " affinity_timeout={}", m.affinity_timeout);
+        }
+        let _ = writeln!(out, " [{}]", service_flag_names(m.flags).join(","));
+        for slot in 1..=u32::from(m.count) {
+            let index = m.slot_base.saturating_add(slot - 1);
+            covered.insert(index);
+            match state.slots.get(&index).filter(|id| **id != 0) {
+                Some(id) => {
+                    let backend = backends.get(id).map_or("(missing backend)", String::as_str);
+                    let _ = writeln!(out, "  {slot} => #{id} {backend}");
                 }
-                let _ = writeln!(out, " [{}]", service_flag_names(m.flags).join(","));
-                m.count
+                None => {
+                    let _ = writeln!(out, "  {slot} => (empty slot {index})");
+                }
             }
-            None => {
-                out.push_str(" (no master entry)\n");
-                0
-            }
-        };
-        for (slot, id) in &s.slots {
-            let stale = if *slot > count { " (beyond count)" } else { "" };
-            let backend = backends.get(id).map_or("(missing backend)", String::as_str);
-            let _ = writeln!(out, "  {slot} => #{id} {backend}{stale}");
+        }
+    }
+    let stray: Vec<(&u32, &u32)> = state
+        .slots
+        .sorted()
+        .into_iter()
+        .filter(|(index, id)| **id != 0 && !covered.contains(*index))
+        .collect();
+    if !stray.is_empty() {
+        out.push_str("STRAY SLOTS\n");
+        for (index, id) in stray {
+            let _ = writeln!(out, "{index} => #{id}");
         }
     }
 

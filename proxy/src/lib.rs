@@ -34,6 +34,7 @@ pub mod plans;
 pub mod pod_interfaces;
 pub mod program;
 pub mod runner;
+pub mod slot_ranges;
 pub mod source;
 pub mod state;
 pub mod sync;

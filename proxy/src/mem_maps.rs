@@ -113,6 +113,7 @@ pub struct MemMaps {
     log: Log,
     pub services_v4: MemTable<ServiceKeyV4, ServiceValue>,
     pub services_v6: MemTable<ServiceKeyV6, ServiceValue>,
+    pub slots: MemTable<u32, u32>,
     pub backends_v4: MemTable<u32, BackendV4>,
     pub backends_v6: MemTable<u32, BackendV6>,
     pub rev_nat_v4: MemTable<u32, RevNatV4>,
@@ -128,6 +129,7 @@ impl Default for MemMaps {
         Self {
             services_v4: MemTable::new(maps::SERVICES_V4, &log),
             services_v6: MemTable::new(maps::SERVICES_V6, &log),
+            slots: MemTable::new(maps::SLOTS, &log),
             backends_v4: MemTable::new(maps::BACKENDS_V4, &log),
             backends_v6: MemTable::new(maps::BACKENDS_V6, &log),
             rev_nat_v4: MemTable::new(maps::REV_NAT_V4, &log),

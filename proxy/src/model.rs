@@ -27,6 +27,27 @@ impl std::hash::Hash for ServiceName {
     }
 }
 
+/// A borrowed `namespace/name`, to look a [`ServiceName`] up without allocating (an
+/// EndpointSlice names its Service in a label). Hashes as a `ServiceName` does.
+#[derive(Clone, Copy, Debug)]
+pub struct NameRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+impl std::hash::Hash for NameRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.namespace.hash(state);
+        self.name.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<ServiceName> for NameRef<'_> {
+    fn equivalent(&self, key: &ServiceName) -> bool {
+        *key.name == *self.name && *key.namespace == *self.namespace
+    }
+}
+
 /// Compares shared strings, by pointer first.
 fn same(a: &Arc<str>, b: &Arc<str>) -> bool {
     Arc::ptr_eq(a, b) || **a == **b
@@ -277,6 +298,17 @@ mod tests {
         names.prune();
         assert_eq!(names.len(), 2, "only `ns` and `web` are still held");
         assert_eq!(a.name.as_ref(), "web");
+    }
+
+    #[test]
+    fn a_borrowed_name_finds_the_service_name() {
+        let mut map: hashbrown::HashMap<ServiceName, u8, rustc_hash::FxBuildHasher> =
+            Default::default();
+        map.insert(ServiceName::new("ns", "web"), 1);
+        let found = |namespace, name| map.get(&NameRef { namespace, name }).copied();
+        assert_eq!(found("ns", "web"), Some(1));
+        assert_eq!(found("ns", "we"), None);
+        assert_eq!(found("nsw", "eb"), None, "the parts are hashed apart");
     }
 
     #[test]

@@ -10,7 +10,6 @@
 use std::{sync::Arc, sync::mpsc};
 
 use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
-use rustc_hash::FxHashMap;
 
 use crate::{
     model::{Names, ServiceName},
@@ -52,10 +51,13 @@ impl Known {
     }
 }
 
+/// Everything known, by Service name (looked up by [`crate::model::NameRef`] too).
+pub type KnownMap = hashbrown::HashMap<ServiceName, Known, rustc_hash::FxBuildHasher>;
+
 /// What the proxy knows of the cluster.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
-    pub known: &'a FxHashMap<ServiceName, Known>,
+    pub known: &'a KnownMap,
     pub node: &'a NodeInfo,
 }
 
@@ -190,8 +192,7 @@ mod tests {
     /// The pipelined and the inline paths give the same plans in the same order.
     #[test]
     fn pipelined_plans_equal_inline_plans_in_order() {
-        let known: FxHashMap<ServiceName, Known> =
-            (0..PIPELINE_MIN + CHUNK / 2).map(service).collect();
+        let known: KnownMap = (0..PIPELINE_MIN + CHUNK / 2).map(service).collect();
         let node = NodeInfo::default();
         let view = View {
             known: &known,

@@ -7,7 +7,9 @@
 //! - a backend keeps its id while any service port uses it;
 //! - a backend keeps its slot: a removed backend's slot is filled by the last slot and
 //!   the count shrinks, new backends are appended — connections through unchanged
-//!   backends never see their slot change;
+//!   backends never see their slot change. A frontend's slots are one range of the
+//!   slots array ([`SlotRanges`]); one that outgrows its range is copied, in the same
+//!   order, to a larger one;
 //! - only entries whose value changes are marked dirty for the next map write.
 //!
 //! A frontend two services claim is programmed for its owner only ([`Claims`]); a
@@ -23,7 +25,7 @@ use waggle_ebpf_common::{
         BackendV4, BackendV6, RevNatV4, RevNatV6, SCOPE_EXTERNAL, ServiceKeyV4, ServiceKeyV6,
         ServiceValue, service_flags as sf,
     },
-    maps::{MAX_BACKENDS, MAX_REV_NAT},
+    maps::{MAX_BACKENDS, MAX_REV_NAT, MAX_SLOTS},
 };
 
 use crate::{
@@ -35,11 +37,12 @@ use crate::{
         BackendAddr, Created, Family, Protocol, ServiceName, ServicePortName, port_to_map,
         v4_to_map,
     },
+    slot_ranges::{SlotRange, SlotRanges, SlotsExhausted, range_size},
     state::MapState,
     translate::{MasterPlan, ServicePlan},
 };
 
-/// A master key of either family.
+/// A frontend's services-map key (its "master" entry, in Cilium's words), either family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MasterKey {
     V4(ServiceKeyV4),
@@ -52,53 +55,55 @@ impl MasterKey {
             IpAddr::V4(ip) => Self::V4(ServiceKeyV4 {
                 address: v4_to_map(ip),
                 port: port_to_map(port),
-                backend_slot: 0,
                 protocol: protocol.number(),
                 scope,
-                _pad: [0; 2],
             }),
             IpAddr::V6(ip) => Self::V6(ServiceKeyV6 {
                 address: ip.octets(),
                 port: port_to_map(port),
-                backend_slot: 0,
                 protocol: protocol.number(),
                 scope,
-                _pad: [0; 2],
             }),
         }
     }
 
-    fn set(&self, state: &mut MapState, slot: u16, value: ServiceValue) {
+    fn set(&self, state: &mut MapState, value: ServiceValue) {
         match *self {
-            Self::V4(k) => state.services_v4.set(
-                ServiceKeyV4 {
-                    backend_slot: slot,
-                    ..k
-                },
-                value,
-            ),
-            Self::V6(k) => state.services_v6.set(
-                ServiceKeyV6 {
-                    backend_slot: slot,
-                    ..k
-                },
-                value,
-            ),
+            Self::V4(k) => state.services_v4.set(k, value),
+            Self::V6(k) => state.services_v6.set(k, value),
         }
     }
 
-    fn unset(&self, state: &mut MapState, slot: u16) {
-        match *self {
-            Self::V4(k) => state.services_v4.unset(&ServiceKeyV4 {
-                backend_slot: slot,
-                ..k
-            }),
-            Self::V6(k) => state.services_v6.unset(&ServiceKeyV6 {
-                backend_slot: slot,
-                ..k
-            }),
+    fn scope(&self) -> u8 {
+        match self {
+            Self::V4(k) => k.scope,
+            Self::V6(k) => k.scope,
         }
     }
+
+    fn unset(&self, state: &mut MapState) {
+        match *self {
+            Self::V4(k) => state.services_v4.unset(&k),
+            Self::V6(k) => state.services_v6.unset(&k),
+        }
+    }
+}
+
+/// A frontend's backends in slot order and the range of the slots array holding them
+/// (none until it first has a backend).
+#[derive(Debug, Default)]
+struct Slots {
+    ids: Vec<u32>,
+    range: Option<SlotRange>,
+}
+
+/// Ids or slots ran out.
+#[derive(Debug, thiserror::Error)]
+pub enum OutOfRoom {
+    #[error(transparent)]
+    Ids(#[from] Exhausted),
+    #[error(transparent)]
+    Slots(#[from] SlotsExhausted),
 }
 
 /// Identity of a reverse-NAT index.
@@ -156,7 +161,7 @@ pub struct HealthCheck {
 pub struct ProgramError {
     pub service: ServiceName,
     #[source]
-    pub source: Exhausted,
+    pub source: OutOfRoom,
 }
 
 /// Owns the desired map state and the stable ids and slot orders behind it.
@@ -167,7 +172,8 @@ pub struct Programmer {
     rev_nat_ids: IdAllocator<RevNatKey>,
     /// Reverse-NAT index hints by ClusterIP master key (restart).
     rev_nat_hints: HashMap<MasterKey, u16>,
-    slots: HashMap<MasterKey, Vec<u32>>,
+    slots: HashMap<MasterKey, Slots>,
+    ranges: SlotRanges,
     fragments: HashMap<ServiceName, Fragment>,
     /// Which service owns each frontend.
     claims: Claims,
@@ -194,6 +200,7 @@ impl Programmer {
             rev_nat_ids: IdAllocator::new("rev_nat", MAX_REV_NAT.min(u32::from(u16::MAX) + 1)),
             rev_nat_hints: HashMap::default(),
             slots: HashMap::default(),
+            ranges: SlotRanges::new(MAX_SLOTS),
             fragments: HashMap::default(),
             claims: Claims::default(),
             rev_nat_names: Arc::default(),
@@ -221,7 +228,7 @@ impl Programmer {
         &self.health
     }
 
-    /// Number of programmed services (masters with slot 0, any scope).
+    /// Number of programmed frontends (services-map entries, any scope).
     pub fn programmed_masters(&self) -> usize {
         self.slots.len()
     }
@@ -245,7 +252,8 @@ impl Programmer {
     /// full sync), so the tables do not grow step by step. Sized for IPv4, the usual
     /// family; IPv6 tables grow as needed.
     pub fn reserve(&mut self, services: usize, endpoints: usize) {
-        self.state.services_v4.reserve(services + endpoints);
+        self.state.services_v4.reserve(services);
+        self.state.slots.reserve(endpoints);
         self.state.backends_v4.reserve(endpoints);
         self.state.rev_nat_v4.reserve(services);
         self.backend_ids.reserve(endpoints);
@@ -282,76 +290,71 @@ impl Programmer {
                 self.backend_ids.hint(addr, *id);
             }
         }
-        let mut slots4: HashMap<ServiceKeyV4, BTreeMap<u16, u32>> = HashMap::default();
+        let mut seeded: Vec<(MasterKey, &ServiceValue)> = Vec::new();
         for (k, v) in actual.services_v4.iter() {
-            let master = ServiceKeyV4 {
-                backend_slot: 0,
-                ..*k
-            };
-            if k.backend_slot == 0 && v.flags & sf::CLUSTER_IP != 0 && k.scope == SCOPE_EXTERNAL {
-                self.rev_nat_hints
-                    .insert(MasterKey::V4(master), v.rev_nat_index);
-            }
-            if k.backend_slot != 0 {
-                slots4
-                    .entry(master)
-                    .or_default()
-                    .insert(k.backend_slot, v.backend_id);
-            }
+            seeded.push((MasterKey::V4(*k), v));
         }
-        for (master, slots) in slots4 {
-            self.seed_slots(
-                MasterKey::V4(master),
-                slots,
-                actual.services_v4.get(&master),
-            );
-        }
-        let mut slots6: HashMap<ServiceKeyV6, BTreeMap<u16, u32>> = HashMap::default();
         for (k, v) in actual.services_v6.iter() {
-            let master = ServiceKeyV6 {
-                backend_slot: 0,
-                ..*k
-            };
-            if k.backend_slot == 0 && v.flags & sf::CLUSTER_IP != 0 && k.scope == SCOPE_EXTERNAL {
-                self.rev_nat_hints
-                    .insert(MasterKey::V6(master), v.rev_nat_index);
-            }
-            if k.backend_slot != 0 {
-                slots6
-                    .entry(master)
-                    .or_default()
-                    .insert(k.backend_slot, v.backend_id);
-            }
+            seeded.push((MasterKey::V6(*k), v));
         }
-        for (master, slots) in slots6 {
-            self.seed_slots(
-                MasterKey::V6(master),
-                slots,
-                actual.services_v6.get(&master),
+        let mut ranges = Vec::new();
+        for (key, v) in seeded {
+            if v.flags & sf::CLUSTER_IP != 0 && key.scope() == SCOPE_EXTERNAL {
+                self.rev_nat_hints.insert(key, v.rev_nat_index);
+            }
+            // The backends in slot order, if every slot holds one.
+            let ids: Option<Vec<u32>> = (0..u32::from(v.count))
+                .map(|i| {
+                    let id = *actual.slots.get(&v.slot_base.checked_add(i)?)?;
+                    (id != 0).then_some(id)
+                })
+                .collect();
+            let Some(ids) = ids.filter(|ids| !ids.is_empty()) else {
+                continue;
+            };
+            let range = SlotRange {
+                base: v.slot_base,
+                size: range_size(ids.len()),
+            };
+            ranges.push(range);
+            self.slots.insert(
+                key,
+                Slots {
+                    ids,
+                    range: Some(range),
+                },
             );
         }
+        // Ranges that overlap another (a corrupt map) are dropped: those frontends get
+        // fresh ranges when programmed.
+        let kept: HashSet<SlotRange> = self.ranges.seed(ranges).into_iter().collect();
+        self.slots
+            .retain(|_, s| s.range.is_some_and(|r| kept.contains(&r)));
     }
 
-    fn seed_slots(
-        &mut self,
-        key: MasterKey,
-        slots: BTreeMap<u16, u32>,
-        master: Option<&ServiceValue>,
-    ) {
-        let Some(master) = master else { return };
-        let order: Vec<u32> = (1..=master.count)
-            .map_while(|s| slots.get(&s).copied())
-            .collect();
-        if order.len() == usize::from(master.count) {
-            self.slots.insert(key, order);
-        }
-    }
-
-    /// Forgets restart hints that no service claimed.
+    /// Forgets restart hints that no service claimed, and frees the slot ranges of
+    /// seeded frontends that no service programmed.
     pub fn clear_hints(&mut self) {
         self.backend_ids.clear_hints();
         self.rev_nat_ids.clear_hints();
         self.rev_nat_hints.clear();
+        let state = &self.state;
+        let ranges = &mut self.ranges;
+        self.slots.retain(|key, slots| {
+            let programmed = match key {
+                MasterKey::V4(k) => state.services_v4.get(k).is_some(),
+                MasterKey::V6(k) => state.services_v6.get(k).is_some(),
+            };
+            if !programmed && let Some(range) = slots.range {
+                ranges.free(range);
+            }
+            programmed
+        });
+    }
+
+    /// The sync's writes reached the maps: slot ranges freed by it may be reused.
+    pub fn synced(&mut self) {
+        self.ranges.recycle();
     }
 
     /// Sets the node addresses on which NodePorts answer (loopback added).
@@ -543,7 +546,7 @@ impl Programmer {
         name: &ServiceName,
         plan: &ServicePlan,
         fragment: &mut Fragment,
-    ) -> Result<(), Exhausted> {
+    ) -> Result<(), OutOfRoom> {
         for port in &plan.ports {
             let rev_key: RevNatKey = (port.name.clone(), port.family);
             if self.rev_nat_ids.get(&rev_key).is_none() {
@@ -595,21 +598,35 @@ impl Programmer {
             }
             // The per-packet path's table, unless every external frontend is withheld.
             if let Some(endpoints) = port.maglev.as_ref().filter(|_| external) {
-                let mut members = Vec::with_capacity(endpoints.len());
-                for e in endpoints {
-                    let id = self.acquire_backend(e, fragment)?;
-                    members.push(MaglevBackend::new(id, e.addr.to_string()));
-                }
-                self.state
-                    .maglev
-                    .set(u32::from(rev_nat), maglev::build_table(&members));
-                fragment.maglev.push(u32::from(rev_nat));
+                self.program_maglev(rev_nat, endpoints, fragment)?;
             }
         }
         Ok(())
     }
 
-    fn acquire_backend(&mut self, e: &Endpoint, fragment: &mut Fragment) -> Result<u32, Exhausted> {
+    /// Builds the Maglev table of `rev_nat` over `endpoints`. Out of line: a table is
+    /// 64 KiB, and a caller that inlined it would probe that much stack on every call,
+    /// Maglev or not.
+    #[inline(never)]
+    fn program_maglev(
+        &mut self,
+        rev_nat: u16,
+        endpoints: &[Endpoint],
+        fragment: &mut Fragment,
+    ) -> Result<(), OutOfRoom> {
+        let mut members = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let id = self.acquire_backend(e, fragment)?;
+            members.push(MaglevBackend::new(id, e.addr.to_string()));
+        }
+        self.state
+            .maglev
+            .set(u32::from(rev_nat), maglev::build_table(&members));
+        fragment.maglev.push(u32::from(rev_nat));
+        Ok(())
+    }
+
+    fn acquire_backend(&mut self, e: &Endpoint, fragment: &mut Fragment) -> Result<u32, OutOfRoom> {
         let id = self.backend_ids.acquire(&e.addr)?;
         fragment.backends.push(e.addr);
         let port = port_to_map(e.addr.port);
@@ -644,45 +661,76 @@ impl Programmer {
         rev_nat: u16,
         affinity_timeout: u32,
         fragment: &mut Fragment,
-    ) -> Result<(), Exhausted> {
+    ) -> Result<(), OutOfRoom> {
         let mut ids = std::mem::take(&mut self.scratch);
         ids.clear();
         for e in &master.backends {
-            ids.push(self.acquire_backend(e, fragment)?);
+            match self.acquire_backend(e, fragment) {
+                Ok(id) => ids.push(id),
+                Err(error) => {
+                    self.scratch = ids;
+                    return Err(error);
+                }
+            }
         }
         let slots = self.slots.entry(key).or_default();
-        let old_len = slots.len();
-        reconcile_slots(slots, &ids);
+        let old_len = slots.ids.len();
+        reconcile_slots(&mut slots.ids, &ids);
         self.scratch = ids;
-        let new_len = slots.len();
-        for (i, id) in slots.iter().enumerate() {
-            let value = ServiceValue {
-                backend_id: *id,
-                ..ServiceValue::default()
-            };
-            key.set(&mut self.state, slot_number(i + 1), value);
-        }
-        for slot in new_len + 1..=old_len {
-            key.unset(&mut self.state, slot_number(slot));
+        let new_len = slots.ids.len();
+        let state = &mut self.state;
+        match slots.range {
+            Some(range) if new_len <= range.size as usize => {
+                // In place: only slots whose backend changed are marked dirty.
+                for (i, id) in slots.ids.iter().enumerate() {
+                    state.slots.set(range.index(i), *id);
+                }
+                for i in new_len..old_len {
+                    state.slots.unset(&range.index(i));
+                }
+            }
+            _ if new_len == 0 => {}
+            old => {
+                // Outgrown (or first backends): the whole order moves to a new range;
+                // the old one is cleared after the entry points to the new one, and
+                // reused only after this sync is written.
+                let range = self.ranges.allocate(new_len)?;
+                for (i, id) in slots.ids.iter().enumerate() {
+                    state.slots.set(range.index(i), *id);
+                }
+                if let Some(old) = old {
+                    for i in 0..old_len {
+                        state.slots.unset(&old.index(i));
+                    }
+                    self.ranges.free(old);
+                }
+                slots.range = Some(range);
+            }
         }
         let value = ServiceValue {
-            backend_id: 0,
-            count: slot_number(new_len),
+            slot_base: slots.range.map_or(0, |r| r.base),
+            count: slot_count(new_len),
             rev_nat_index: rev_nat,
             flags: master.flags,
             _pad: 0,
             affinity_timeout,
         };
-        key.set(&mut self.state, 0, value);
+        key.set(state, value);
         Ok(())
     }
 
-    /// Removes the master entry of `key` and its slots.
+    /// Removes the entry of `key` and clears its slots.
     fn unset_master(&mut self, key: &MasterKey) {
-        let len = self.slots.remove(key).map_or(0, |s| s.len());
-        key.unset(&mut self.state, 0);
-        for slot in 1..=len {
-            key.unset(&mut self.state, slot_number(slot));
+        key.unset(&mut self.state);
+        if let Some(slots) = self.slots.remove(key)
+            && let Some(range) = slots.range
+        {
+            // Clamped: a build that failed to allocate a larger range left an order
+            // longer than the range it has.
+            for i in 0..slots.ids.len().min(range.size as usize) {
+                self.state.slots.unset(&range.index(i));
+            }
+            self.ranges.free(range);
         }
     }
 
@@ -718,9 +766,9 @@ impl Programmer {
     }
 }
 
-fn slot_number(n: usize) -> u16 {
-    // A service has at most MAX_BACKENDS (65_536) slots; ports beyond u16 are cut by
-    // the kernel's u16 count, so clamp rather than wrap.
+fn slot_count(n: usize) -> u16 {
+    // A frontend has at most MAX_BACKENDS (65_536) backends; a count beyond u16 is cut
+    // to the kernel's u16 count, so clamp rather than wrap.
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 

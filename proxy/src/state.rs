@@ -135,6 +135,141 @@ impl<K: Key, V: Copy + PartialEq> Table<K, V> {
     }
 }
 
+/// [`Table`] for the array maps, whose keys are small dense indexes (slot indexes,
+/// backend ids, reverse-NAT indexes): entries are stored by index, so setting one is a
+/// store, not a hash insert. Same interface and semantics as [`Table`].
+#[derive(Clone, Debug)]
+pub struct IndexTable<V: Copy + PartialEq> {
+    /// Entry `i` is key `i`'s (the key is kept so iteration lends `&u32`s).
+    entries: Vec<Option<(u32, V)>>,
+    len: usize,
+    dirty: FxHashSet<u32>,
+    untracked: bool,
+}
+
+impl<V: Copy + PartialEq> Default for IndexTable<V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            len: 0,
+            dirty: FxHashSet::default(),
+            untracked: false,
+        }
+    }
+}
+
+impl<V: Copy + PartialEq> IndexTable<V> {
+    pub fn get(&self, key: &u32) -> Option<&V> {
+        self.entries.get(*key as usize)?.as_ref().map(|(_, v)| v)
+    }
+
+    /// Sets `key`; marks it dirty only if the value changes.
+    pub fn set(&mut self, key: u32, value: V) {
+        let i = key as usize;
+        if i >= self.entries.len() {
+            self.entries.resize(i + 1, None);
+        }
+        let old = self.entries[i].replace((key, value));
+        if old.is_none() {
+            self.len += 1;
+        }
+        if old.map(|(_, v)| v) != Some(value) && !self.untracked {
+            self.dirty.insert(key);
+        }
+    }
+
+    pub fn unset(&mut self, key: &u32) {
+        let Some(entry) = self.entries.get_mut(*key as usize) else {
+            return;
+        };
+        if entry.take().is_some() {
+            self.len -= 1;
+            if !self.untracked {
+                self.dirty.insert(*key);
+            }
+        }
+    }
+
+    /// Makes room for `len` entries in all (keys are dense from 1).
+    pub fn reserve(&mut self, len: usize) {
+        self.entries
+            .reserve((len + 1).saturating_sub(self.entries.len()));
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &V)> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.as_ref().map(|(k, v)| (k, v)))
+    }
+
+    /// Entries in key order (as [`Table::sorted`]).
+    pub fn sorted(&self) -> Vec<(&u32, &V)> {
+        self.iter().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keys changed since the maps last matched, in key order.
+    pub fn dirty(&self) -> Vec<u32> {
+        let mut keys: Vec<u32> = self.dirty.iter().copied().collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    fn from_entries(entries: Vec<(u32, V)>) -> Self {
+        let mut table = Self::default();
+        table.untracked = true;
+        for (k, v) in entries {
+            table.set(k, v);
+        }
+        table.untracked = false;
+        table
+    }
+
+    /// The writes that make a map holding `actual` equal to this table.
+    fn full_diff(&self, actual: &IndexTable<V>) -> Ops<u32, V> {
+        let mut ops = Ops::default();
+        if actual.is_empty() {
+            ops.upsert_keys.reserve(self.len);
+            ops.upsert_values.reserve(self.len);
+        }
+        for (k, v) in self.iter() {
+            if actual.get(k) != Some(v) {
+                ops.upsert_keys.push(*k);
+                ops.upsert_values.push(*v);
+            }
+        }
+        ops.removes = actual
+            .iter()
+            .filter(|(k, _)| self.get(k).is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        ops
+    }
+
+    /// The writes for the dirty keys, in key order.
+    fn dirty_ops(&self) -> Ops<u32, V> {
+        let mut ops = Ops::default();
+        for k in self.dirty() {
+            match self.get(&k) {
+                Some(v) => {
+                    ops.upsert_keys.push(k);
+                    ops.upsert_values.push(*v);
+                }
+                None => ops.removes.push(k),
+            }
+        }
+        ops
+    }
+}
+
 /// Writes for one map: upserts as parallel key and value arrays (the layout of a
 /// batched map update), then removals.
 #[derive(Debug)]
@@ -159,21 +294,6 @@ impl<K: Copy, V: Copy> Ops<K, V> {
         self.upsert_keys.len() + self.removes.len()
     }
 
-    /// Splits into (entries matching `pred`, the others), keeping order.
-    fn partition(self, pred: impl Fn(&K) -> bool) -> (Self, Self) {
-        let mut yes = Self::default();
-        let mut no = Self::default();
-        for (k, v) in self.upsert_keys.into_iter().zip(self.upsert_values) {
-            let side = if pred(&k) { &mut yes } else { &mut no };
-            side.upsert_keys.push(k);
-            side.upsert_values.push(v);
-        }
-        for k in self.removes {
-            if pred(&k) { &mut yes } else { &mut no }.removes.push(k);
-        }
-        (yes, no)
-    }
-
     fn upsert(&self, table: &mut dyn MapTable<K, V>) -> Result<usize, LbMapError> {
         // Entries of one step never refer to one another (see `AllOps::apply`).
         table.insert_batch_unordered(&self.upsert_keys, &self.upsert_values)?;
@@ -191,10 +311,12 @@ impl<K: Copy, V: Copy> Ops<K, V> {
 pub struct MapState {
     pub services_v4: Table<ServiceKeyV4, ServiceValue>,
     pub services_v6: Table<ServiceKeyV6, ServiceValue>,
-    pub backends_v4: Table<u32, BackendV4>,
-    pub backends_v6: Table<u32, BackendV6>,
-    pub rev_nat_v4: Table<u32, RevNatV4>,
-    pub rev_nat_v6: Table<u32, RevNatV6>,
+    /// Slot index → backend id.
+    pub slots: IndexTable<u32>,
+    pub backends_v4: IndexTable<BackendV4>,
+    pub backends_v6: IndexTable<BackendV6>,
+    pub rev_nat_v4: IndexTable<RevNatV4>,
+    pub rev_nat_v6: IndexTable<RevNatV6>,
     pub maglev: Table<u32, MaglevTable>,
     pub node_addrs_v4: Table<u32, NodeAddrFlag>,
     pub node_addrs_v6: Table<[u8; 16], NodeAddrFlag>,
@@ -210,6 +332,7 @@ pub struct WriteStats {
 struct AllOps {
     services_v4: Ops<ServiceKeyV4, ServiceValue>,
     services_v6: Ops<ServiceKeyV6, ServiceValue>,
+    slots: Ops<u32, u32>,
     backends_v4: Ops<u32, BackendV4>,
     backends_v6: Ops<u32, BackendV6>,
     rev_nat_v4: Ops<u32, RevNatV4>,
@@ -225,13 +348,26 @@ impl MapState {
         Ok(Self {
             services_v4: Table::from_entries(maps.services_v4().entries()?),
             services_v6: Table::from_entries(maps.services_v6().entries()?),
-            backends_v4: Table::from_entries(maps.backends_v4().entries()?),
-            backends_v6: Table::from_entries(maps.backends_v6().entries()?),
-            rev_nat_v4: Table::from_entries(maps.rev_nat_v4().entries()?),
-            rev_nat_v6: Table::from_entries(maps.rev_nat_v6().entries()?),
+            slots: IndexTable::from_entries(maps.slots().entries()?),
+            backends_v4: IndexTable::from_entries(maps.backends_v4().entries()?),
+            backends_v6: IndexTable::from_entries(maps.backends_v6().entries()?),
+            rev_nat_v4: IndexTable::from_entries(maps.rev_nat_v4().entries()?),
+            rev_nat_v6: IndexTable::from_entries(maps.rev_nat_v6().entries()?),
             maglev: Table::from_entries(maps.maglev().entries()?),
             node_addrs_v4: Table::from_entries(maps.node_addrs_v4().entries()?),
             node_addrs_v6: Table::from_entries(maps.node_addrs_v6().entries()?),
+        })
+    }
+
+    /// The backend ids in the slots of the services entry `value`, in slot order
+    /// (`None` for an empty slot).
+    pub fn slot_ids(&self, value: &ServiceValue) -> impl Iterator<Item = Option<u32>> + '_ {
+        let base = value.slot_base;
+        (0..u32::from(value.count)).map(move |i| {
+            self.slots
+                .get(&base.saturating_add(i))
+                .copied()
+                .filter(|id| *id != 0)
         })
     }
 
@@ -239,6 +375,7 @@ impl MapState {
     pub fn dirty_count(&self) -> usize {
         self.services_v4.dirty.len()
             + self.services_v6.dirty.len()
+            + self.slots.dirty.len()
             + self.backends_v4.dirty.len()
             + self.backends_v6.dirty.len()
             + self.rev_nat_v4.dirty.len()
@@ -253,6 +390,7 @@ impl MapState {
     pub fn track_dirty(&mut self, track: bool) {
         self.services_v4.untracked = !track;
         self.services_v6.untracked = !track;
+        self.slots.untracked = !track;
         self.backends_v4.untracked = !track;
         self.backends_v6.untracked = !track;
         self.rev_nat_v4.untracked = !track;
@@ -266,6 +404,7 @@ impl MapState {
     pub fn clear_dirty(&mut self) {
         self.services_v4.dirty.clear();
         self.services_v6.dirty.clear();
+        self.slots.dirty.clear();
         self.backends_v4.dirty.clear();
         self.backends_v6.dirty.clear();
         self.rev_nat_v4.dirty.clear();
@@ -281,6 +420,7 @@ impl MapState {
         let ops = AllOps {
             services_v4: self.services_v4.dirty_ops(),
             services_v6: self.services_v6.dirty_ops(),
+            slots: self.slots.dirty_ops(),
             backends_v4: self.backends_v4.dirty_ops(),
             backends_v6: self.backends_v6.dirty_ops(),
             rev_nat_v4: self.rev_nat_v4.dirty_ops(),
@@ -310,6 +450,7 @@ impl MapState {
         let ops = AllOps {
             services_v4: self.services_v4.full_diff(&actual.services_v4),
             services_v6: self.services_v6.full_diff(&actual.services_v6),
+            slots: self.slots.full_diff(&actual.slots),
             backends_v4: self.backends_v4.full_diff(&actual.backends_v4),
             backends_v6: self.backends_v6.full_diff(&actual.backends_v6),
             rev_nat_v4: self.rev_nat_v4.full_diff(&actual.rev_nat_v4),
@@ -324,24 +465,17 @@ impl MapState {
     }
 }
 
-/// Is this service key a master entry?
-fn master4(k: &ServiceKeyV4) -> bool {
-    k.backend_slot == 0
-}
-fn master6(k: &ServiceKeyV6) -> bool {
-    k.backend_slot == 0
-}
-
 impl AllOps {
     /// Applies in dependency order: what is referenced is written before what refers to
-    /// it (backends → slots → masters), and removed after (masters → slots → backends).
-    /// A master's count therefore never covers a slot that is missing, and a slot never
-    /// names a backend that is missing. Each step is one batch per map; the entries
+    /// it (backends → slots → services), and removed after (services → slots →
+    /// backends). A service's count therefore never covers a slot that is not written
+    /// yet, and a slot never names a backend that is missing. Each step is one batch per map; the entries
     /// of one step do not refer to each other, so a large batch may be written by
     /// several threads at once (the kernel's hash maps lock per bucket).
     fn apply(self, maps: &mut dyn LbMaps) -> Result<WriteStats, LbMapError> {
         let expected = self.services_v4.len()
             + self.services_v6.len()
+            + self.slots.len()
             + self.backends_v4.len()
             + self.backends_v6.len()
             + self.rev_nat_v4.len()
@@ -349,8 +483,6 @@ impl AllOps {
             + self.maglev.len()
             + self.node_addrs_v4.len()
             + self.node_addrs_v6.len();
-        let (masters4, slots4) = self.services_v4.partition(master4);
-        let (masters6, slots6) = self.services_v6.partition(master6);
         let mut up = 0;
         let mut rm = 0;
         up += self.backends_v4.upsert(maps.backends_v4())?;
@@ -363,14 +495,12 @@ impl AllOps {
         rm += self.node_addrs_v4.remove(maps.node_addrs_v4())?;
         rm += self.node_addrs_v6.remove(maps.node_addrs_v6())?;
 
-        up += slots4.upsert(maps.services_v4())?;
-        up += slots6.upsert(maps.services_v6())?;
-        up += masters4.upsert(maps.services_v4())?;
-        up += masters6.upsert(maps.services_v6())?;
-        rm += masters4.remove(maps.services_v4())?;
-        rm += masters6.remove(maps.services_v6())?;
-        rm += slots4.remove(maps.services_v4())?;
-        rm += slots6.remove(maps.services_v6())?;
+        up += self.slots.upsert(maps.slots())?;
+        up += self.services_v4.upsert(maps.services_v4())?;
+        up += self.services_v6.upsert(maps.services_v6())?;
+        rm += self.services_v4.remove(maps.services_v4())?;
+        rm += self.services_v6.remove(maps.services_v6())?;
+        rm += self.slots.remove(maps.slots())?;
 
         rm += self.maglev.remove(maps.maglev())?;
         rm += self.rev_nat_v4.remove(maps.rev_nat_v4())?;

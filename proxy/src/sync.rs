@@ -12,12 +12,11 @@ use std::{
 };
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use rustc_hash::FxHashMap;
 use waggle_datapath::lb_maps::{LbMapError, LbMaps};
 
 use crate::{
-    model::{Names, ServiceName},
-    plans::{self, Known, View},
+    model::{NameRef, Names, ServiceName},
+    plans::{self, Known, KnownMap, View},
     program::Programmer,
     state::{MapState, WriteStats},
     tracker::{Changes, ObjectKey},
@@ -45,10 +44,10 @@ pub struct Syncer<M: LbMaps> {
     maps: M,
     node: NodeInfo,
     programmer: Programmer,
-    /// Shared strings of the names below (and of the programmer's).
+    /// Shared strings of the Service port names in plans.
     names: Names,
-    /// Services and their slices, by name.
-    known: FxHashMap<ServiceName, Known>,
+    /// Services and their slices, by name (the tracker's shared strings).
+    known: KnownMap,
     /// Numbers the syncs (marks what a sync touched).
     generation: u64,
     seeded: bool,
@@ -64,7 +63,7 @@ impl<M: LbMaps> Syncer<M> {
             node,
             programmer,
             names: Names::default(),
-            known: FxHashMap::default(),
+            known: KnownMap::default(),
             generation: 0,
             seeded: false,
             needs_full: true,
@@ -173,6 +172,7 @@ impl<M: LbMaps> Syncer<M> {
         };
         match result {
             Ok(writes) => {
+                self.programmer.synced();
                 // Interned names are one per known name plus a few namespaces and
                 // port names: prune when deletions left many unused.
                 if self.names.len() > 2 * self.known.len() + 64 {
@@ -195,34 +195,58 @@ impl<M: LbMaps> Syncer<M> {
         }
     }
 
+    /// The entry of the Service `service` in the namespace of the slice `slice`, made
+    /// empty if there is none, and its name.
+    fn known_mut(&mut self, slice: &ObjectKey, service: &str) -> (ServiceName, &mut Known) {
+        let name = NameRef {
+            namespace: &slice.namespace,
+            name: service,
+        };
+        if !self.known.contains_key(&name) {
+            let name = ServiceName {
+                namespace: slice.namespace.clone(),
+                name: service.into(),
+            };
+            self.known.insert(name, Known::default());
+        }
+        let (name, known) = self
+            .known
+            .get_key_value_mut(&name)
+            .expect("inserted if absent");
+        (name.clone(), known)
+    }
+
     /// Updates the view; returns the services whose plan may have changed (each once).
     fn apply_changes(&mut self, changes: Changes) -> Vec<ServiceName> {
         self.generation += 1;
         let generation = self.generation;
         let mut touched = Vec::with_capacity(changes.services.len() + changes.slices.len());
         self.known.reserve(changes.services.len());
-        // A name and (at most) a namespace per new service.
-        self.names.reserve(2 * changes.services.len());
         for (key, change) in changes.services {
-            let name = self.names.service(&key.namespace, &key.name);
-            let known = self.known.entry(name.clone()).or_default();
+            // The tracker's strings: no copy, no interning.
+            let entry = self.known.entry(ServiceName {
+                namespace: key.namespace,
+                name: key.name,
+            });
+            let name = entry.key().clone();
+            let known = entry.or_default();
             known.service = change.current;
             known.touch(&name, generation, &mut touched);
         }
         for (key, change) in changes.slices {
             if let Some(previous) = &change.previous
-                && let Some(owner) = owner(&mut self.names, &key, previous)
+                && let Some(service) = owner(previous)
             {
-                let known = self.known.entry(owner.clone()).or_default();
+                let (name, known) = self.known_mut(&key, service);
                 known.slices.remove(&key.name);
-                known.touch(&owner, generation, &mut touched);
+                known.touch(&name, generation, &mut touched);
             }
             if let Some(current) = change.current
-                && let Some(owner) = owner(&mut self.names, &key, &current)
+                && let Some(service) = owner(&current)
             {
-                let known = self.known.entry(owner.clone()).or_default();
+                let (name, known) = self.known_mut(&key, service);
                 known.slices.insert(key.name, current);
-                known.touch(&owner, generation, &mut touched);
+                known.touch(&name, generation, &mut touched);
             }
         }
         // Names left with neither a Service nor slices are forgotten (after the loops,
@@ -254,7 +278,12 @@ fn program(
     }
 }
 
-fn owner(names: &mut Names, key: &ObjectKey, slice: &EndpointSlice) -> Option<ServiceName> {
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(names.service(&key.namespace, service))
+/// The name of the Service that owns `slice` (in the slice's namespace).
+fn owner(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)
+        .map(String::as_str)
 }

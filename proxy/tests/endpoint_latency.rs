@@ -122,16 +122,12 @@ fn programmed(maps: &mut PinnedLbMaps, i: u32, backend: Ipv4Addr) -> bool {
     let Some(value) = maps.services_v4().get(&master).expect("read master") else {
         return false;
     };
-    (1..=value.count).any(|slot| {
-        let key = ServiceKeyV4 {
-            backend_slot: slot,
-            ..master
-        };
-        let Some(slot) = maps.services_v4().get(&key).expect("read slot") else {
+    (0..u32::from(value.count)).any(|i| {
+        let Some(id) = maps.slots().get(&(value.slot_base + i)).expect("read slot") else {
             return false;
         };
         maps.backends_v4()
-            .get(&slot.backend_id)
+            .get(&id)
             .expect("read backend")
             .is_some_and(|b| v4_from_map(b.address) == backend)
     })

@@ -114,9 +114,10 @@ fn ten_thousand_services_with_four_endpoints_into_the_kernel_maps() {
     let elapsed = start.elapsed();
     let (cpu, all_cpu) = (thread_cpu() - cpu, process_cpu() - all_cpu);
     eprintln!("kernel: {stats:?}");
-    // 10,000 masters + 40,000 slots, 40,000 backends, 10,000 rev NAT, node addresses.
+    // 10,000 frontends, 40,000 slots, 40,000 backends, 10,000 rev NAT, node addresses.
     let state = MapState::read(syncer.maps_mut()).unwrap();
-    assert_eq!(state.services_v4.len(), 50_000);
+    assert_eq!(state.services_v4.len(), 10_000);
+    assert_eq!(state.slots.len(), 40_000);
     assert_eq!(state.backends_v4.len(), 40_000);
     assert_eq!(state.rev_nat_v4.len(), 10_000);
     eprintln!(

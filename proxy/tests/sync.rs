@@ -158,6 +158,61 @@ fn a_failed_sync_is_repaired_by_a_full_resync() {
 }
 
 #[test]
+fn a_frontend_that_outgrows_its_slot_range_moves_in_order_and_frees_the_old_one() {
+    let handle = TrackerHandle::new();
+    let mut syncer = Syncer::new(MemMaps::default(), node());
+    let three = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+    feed(&handle, &service("a", "10.96.0.1", &three));
+    sync(&mut syncer, &handle);
+    let entry = |syncer: &mut Syncer<MemMaps>| {
+        let state = MapState::read(syncer.maps_mut()).unwrap();
+        let (_, value) = state
+            .services_v4
+            .iter()
+            .find(|(k, _)| k.address == u32::from_ne_bytes([10, 96, 0, 1]))
+            .map(|(k, v)| (*k, *v))
+            .unwrap();
+        let ids: Vec<u32> = state.slot_ids(&value).map(Option::unwrap).collect();
+        (value.slot_base, ids, state)
+    };
+    let (small_base, small_ids, _) = entry(&mut syncer);
+    assert_eq!(small_ids.len(), 3);
+
+    // Six backends do not fit the range of four: the order moves to a range of eight,
+    // the three kept backends first, in their slots.
+    let six = [&three[..], &["10.0.0.4", "10.0.0.5", "10.0.0.6"]].concat();
+    feed(&handle, &service("a", "10.96.0.1", &six));
+    sync(&mut syncer, &handle);
+    let (base, ids, state) = entry(&mut syncer);
+    assert_ne!(base, small_base);
+    assert_eq!(ids.len(), 6);
+    assert_eq!(ids[..3], small_ids[..]);
+    assert_eq!(
+        state.slots.len(),
+        2 * 6,
+        "ClusterIP and NodePort, no stale slot"
+    );
+    let text = dump(&state);
+    assert!(!text.contains("STRAY"), "{text}");
+    assert_eq!(dump(syncer.desired()), text);
+
+    // The freed range is reused by the next service that needs one (after the sync).
+    feed(
+        &handle,
+        &[
+            service("a", "10.96.0.1", &six),
+            service("b", "10.96.0.2", &["10.0.0.7"]),
+        ]
+        .concat(),
+    );
+    sync(&mut syncer, &handle);
+    let state = MapState::read(syncer.maps_mut()).unwrap();
+    let bases: Vec<u32> = state.services_v4.iter().map(|(_, v)| v.slot_base).collect();
+    assert!(bases.contains(&small_base), "{bases:?}");
+    assert!(!dump(&state).contains("STRAY"));
+}
+
+#[test]
 fn removing_a_service_removes_all_its_keys_and_unshared_backends() {
     let handle = TrackerHandle::new();
     let mut syncer = Syncer::new(MemMaps::default(), node());

@@ -21,7 +21,7 @@ use nodeport_support::{
 };
 use waggle_datapath::{
     Datapath,
-    lb_maps::{LbMaps, PinnedLbMaps},
+    lb_maps::{FrontendKey, LbMaps, PinnedLbMaps, write_frontend},
     nodeport::{self, PerPacketProgram},
     socket_lb::AttachOutcome,
 };
@@ -128,36 +128,26 @@ fn program_services(maps: &mut PinnedLbMaps) -> Result<()> {
     }
     for (node_port, rev, id) in [(NODE_PORT, 1u16, 1u32), (NODE_PORT + 1, 2, 2)] {
         let spec = ServiceSpec::node_port(rev, node_port, PROTO_TCP);
-        let slot = ServiceValue {
-            backend_id: id,
-            ..Default::default()
-        };
-        let master = ServiceValue {
-            count: 1,
+        let value = ServiceValue {
+            slot_base: u32::from(rev),
             rev_nat_index: spec.rev_nat_index,
             flags: spec.flags,
             ..Default::default()
         };
-        for (slot_index, value) in [(1u16, &slot), (0, &master)] {
-            let key4 = ServiceKeyV4 {
-                address: 0,
-                port: node_port.to_be(),
-                backend_slot: slot_index,
-                protocol: PROTO_TCP,
-                scope: EXTERNAL,
-                _pad: [0; 2],
-            };
-            let key6 = ServiceKeyV6 {
-                address: [0; 16],
-                port: key4.port,
-                backend_slot: slot_index,
-                protocol: PROTO_TCP,
-                scope: EXTERNAL,
-                _pad: [0; 2],
-            };
-            maps.services_v4().insert(&key4, value)?;
-            maps.services_v6().insert(&key6, value)?;
-        }
+        let key4 = ServiceKeyV4 {
+            address: 0,
+            port: node_port.to_be(),
+            protocol: PROTO_TCP,
+            scope: EXTERNAL,
+        };
+        let key6 = ServiceKeyV6 {
+            address: [0; 16],
+            port: key4.port,
+            protocol: PROTO_TCP,
+            scope: EXTERNAL,
+        };
+        write_frontend(maps, FrontendKey::V4(key4), value, &[id])?;
+        write_frontend(maps, FrontendKey::V6(key6), value, &[id])?;
     }
     Ok(())
 }

@@ -27,10 +27,8 @@ fn master_count(maps: &mut PinnedLbMaps) -> Option<u16> {
     let key = ServiceKeyV4 {
         address: u32::from_ne_bytes(VIP.octets()),
         port: PORT.to_be(),
-        backend_slot: 0,
         protocol: 6,
         scope: SCOPE_EXTERNAL,
-        _pad: [0; 2],
     };
     maps.services_v4()
         .get(&key)

@@ -116,6 +116,7 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
         ("authorization.k8s.io", "v1") => {
             add_types!(
                 generator,
+                authorization::v1::LocalSubjectAccessReview,
                 authorization::v1::SelfSubjectAccessReview,
                 authorization::v1::SelfSubjectRulesReview,
                 authorization::v1::SubjectAccessReview,

@@ -51,6 +51,7 @@ pub static FIELDS: &[(&str, &[(u32, &str)])] = &[
     ("io.k8s.api.authorization.v1.NonResourceRule", &[(1, "verbs"), (2, "nonResourceURLs")]),
     ("io.k8s.api.authorization.v1.ResourceAttributes", &[(1, "namespace"), (2, "verb"), (3, "group"), (4, "version"), (5, "resource"), (6, "subresource"), (7, "name"), (8, "fieldSelector"), (9, "labelSelector")]),
     ("io.k8s.api.authorization.v1.ResourceRule", &[(1, "verbs"), (2, "apiGroups"), (3, "resources"), (4, "resourceNames")]),
+    ("io.k8s.api.authorization.v1.LocalSubjectAccessReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("io.k8s.api.authorization.v1.SelfSubjectAccessReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),
     ("io.k8s.api.authorization.v1.SelfSubjectAccessReviewSpec", &[(1, "resourceAttributes"), (2, "nonResourceAttributes")]),
     ("io.k8s.api.authorization.v1.SelfSubjectRulesReview", &[(1, "metadata"), (2, "spec"), (3, "status")]),

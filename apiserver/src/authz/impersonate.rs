@@ -1,8 +1,9 @@
-//! `Impersonate-User`, `Impersonate-Group` and `Impersonate-Uid` headers (`kubectl
-//! --as`, `--as-group`): the authenticated caller acts as another user once RBAC
-//! allows them the `impersonate` verb on `users` (or `serviceaccounts` for a
-//! `system:serviceaccount:NS:NAME` name), `groups` and `uids`, as upstream's
-//! impersonation filter.
+//! `Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid` and
+//! `Impersonate-Extra-<key>` headers (`kubectl --as`, `--as-group`, `--as-uid`): the
+//! authenticated caller acts as another user once RBAC allows them the `impersonate`
+//! verb on `users` (or `serviceaccounts` for a `system:serviceaccount:NS:NAME` name)
+//! and `groups`, and in `authentication.k8s.io` on `uids` and on `userextras/<key>`
+//! for each extra value, as upstream's impersonation filter.
 
 use http::HeaderMap;
 
@@ -29,30 +30,29 @@ pub fn apply(authz: &Authorizer, user: User, headers: &HeaderMap) -> Result<User
     let names = values(headers, USER);
     let groups = values(headers, GROUP);
     let uids = values(headers, UID);
-    let extra = headers.keys().any(|k| k.as_str().starts_with(EXTRA));
+    let extra = extras(headers)?;
     let Some(&name) = names.first() else {
-        if !groups.is_empty() || !uids.is_empty() || extra {
+        if !groups.is_empty() || !uids.is_empty() || !extra.is_empty() {
             return Err(ApiError::bad_request(
                 "requested impersonation of groups, uid or extra attributes without impersonating a user",
             ));
         }
         return Ok(user);
     };
-    if extra {
-        return Err(ApiError::bad_request(
-            "impersonating user extra attributes is not supported",
-        ));
-    }
-    let allow = |resource: &str, namespace: &str, name: &str| {
+    let allow_in = |group: &str, resource: &str, subresource: &str, namespace: &str, name: &str| {
         let request = Attributes {
             verb: "impersonate".into(),
+            group: group.into(),
             resource: resource.into(),
+            subresource: subresource.into(),
             namespace: namespace.into(),
             name: name.into(),
             ..Default::default()
         };
         authz.check(&user, &request)
     };
+    let allow =
+        |resource: &str, namespace: &str, name: &str| allow_in("", resource, "", namespace, name);
     let service_account = name
         .strip_prefix("system:serviceaccount:")
         .and_then(|rest| rest.split_once(':'));
@@ -73,7 +73,12 @@ pub fn apply(authz: &Authorizer, user: User, headers: &HeaderMap) -> Result<User
         allow("groups", "", group)?;
     }
     for uid in &uids {
-        allow("uids", "", uid)?;
+        allow_in(AUTHENTICATION, "uids", "", "", uid)?;
+    }
+    for (key, values) in &extra {
+        for value in values {
+            allow_in(AUTHENTICATION, "userextras", key, "", value)?;
+        }
     }
     if name == "system:anonymous" {
         if !acting_groups.iter().any(|g| g == "system:unauthenticated") {
@@ -84,7 +89,38 @@ pub fn apply(authz: &Authorizer, user: User, headers: &HeaderMap) -> Result<User
     }
     let mut acting = User::new(name, acting_groups);
     acting.uid = uids.first().map(|u| (*u).to_owned()).unwrap_or_default();
+    acting.extra = extra;
     Ok(acting)
+}
+
+/// The API group of the `uids` and `userextras` impersonation resources.
+const AUTHENTICATION: &str = "authentication.k8s.io";
+
+/// The `Impersonate-Extra-<key>` headers as (key, values), in header order. The key is
+/// the header name's rest, lowercased (header names are case-insensitive) and
+/// percent-decoded, so keys with characters a header name cannot hold (`/`, say)
+/// arrive as upstream's clients send them.
+fn extras(headers: &HeaderMap) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+    let mut extra: Vec<(String, Vec<String>)> = Vec::new();
+    for name in headers.keys() {
+        let Some(escaped) = name.as_str().strip_prefix(EXTRA) else {
+            continue;
+        };
+        let key = percent_encoding::percent_decode_str(escaped)
+            .decode_utf8()
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid impersonation header {name}: its key is not percent-encoded UTF-8"
+                ))
+            })?
+            .into_owned();
+        let values = values(headers, name.as_str())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        extra.push((key, values));
+    }
+    Ok(extra)
 }
 
 #[cfg(test)]
@@ -150,5 +186,52 @@ mod tests {
         let groups_only =
             apply(&authz, admin, &headers(&[("Impersonate-Group", "x")])).unwrap_err();
         assert_eq!(groups_only.code(), http::StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn extra_attributes_are_decoded_and_authorized_one_value_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let authz = authorizer(&dir).await;
+        let admin = User::new("admin", vec!["system:masters".into(), AUTHENTICATED.into()]);
+        let acting = apply(
+            &authz,
+            admin,
+            &headers(&[
+                ("Impersonate-User", "jane"),
+                ("Impersonate-Extra-Scopes", "view"),
+                ("Impersonate-Extra-Scopes", "edit"),
+                ("Impersonate-Extra-example.org%2Fteam", "blue"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            acting.extra,
+            [
+                (
+                    "scopes".to_owned(),
+                    vec!["view".to_owned(), "edit".to_owned()]
+                ),
+                ("example.org/team".to_owned(), vec!["blue".to_owned()]),
+            ]
+        );
+        // Jane may not impersonate anyone: the first check (the user) already fails.
+        let jane = User::new("jane", vec![AUTHENTICATED.into()]);
+        let denied = apply(
+            &authz,
+            jane,
+            &headers(&[
+                ("Impersonate-User", "jane"),
+                ("Impersonate-Extra-Scopes", "view"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(denied.code(), http::StatusCode::FORBIDDEN);
+        let no_user = apply(
+            &authz,
+            acting,
+            &headers(&[("Impersonate-Extra-Scopes", "view")]),
+        )
+        .unwrap_err();
+        assert_eq!(no_user.code(), http::StatusCode::BAD_REQUEST);
     }
 }

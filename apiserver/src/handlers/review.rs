@@ -3,8 +3,9 @@
 //! authenticated them: `kubectl auth whoami`), and from the RBAC authorizer
 //! `authorization.k8s.io/v1` `SelfSubjectAccessReview` (may the caller do X: `kubectl
 //! auth can-i`), `SubjectAccessReview` (may user U do X; the gate already checked the
-//! caller may create one) and `SelfSubjectRulesReview` (what may the caller do in a
-//! namespace: `kubectl auth can-i --list`).
+//! caller may create one), `LocalSubjectAccessReview` (the same, asked in and about one
+//! namespace, which a namespace's admin may create) and `SelfSubjectRulesReview` (what
+//! may the caller do in a namespace: `kubectl auth can-i --list`).
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -54,7 +55,12 @@ pub async fn serve(
         "SelfSubjectReview" => self_subject_review(user),
         "SelfSubjectAccessReview" => access_review(&state.authorizer, user, review)?,
         "SubjectAccessReview" => {
-            let subject = subject_of(&review)?;
+            let subject = subject_of("SubjectAccessReview", &review, Vec::new())?;
+            access_review(&state.authorizer, &subject, review)?
+        }
+        "LocalSubjectAccessReview" => {
+            body::check_namespace(resource, &mut review, target.namespace.as_deref())?;
+            let subject = subject_of("LocalSubjectAccessReview", &review, local_causes(&review))?;
             access_review(&state.authorizer, &subject, review)?
         }
         "SelfSubjectRulesReview" => rules_review(&state.authorizer, user, review),
@@ -77,7 +83,11 @@ fn self_subject_review(user: &User) -> Value {
     }
     info["groups"] = json!(user.groups);
     if !user.extra.is_empty() {
-        let extra: serde_json::Map<String, Value> = user.extra.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let extra: serde_json::Map<String, Value> = user
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
         info["extra"] = Value::Object(extra);
     }
     json!({
@@ -112,7 +122,13 @@ fn access_attributes(kind: &str, spec: &Value) -> Result<Attributes, ApiError> {
         };
         return Err(ApiError::invalid(kind, "", vec![cause]));
     }
-    let text = |attrs: &Value, field: &str| attrs.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |attrs: &Value, field: &str| {
+        attrs
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     Ok(if resource_attrs {
         let attrs = &spec["resourceAttributes"];
         Attributes {
@@ -126,34 +142,87 @@ fn access_attributes(kind: &str, spec: &Value) -> Result<Attributes, ApiError> {
         }
     } else {
         let attrs = &spec["nonResourceAttributes"];
-        Attributes { verb: text(attrs, "verb"), path: text(attrs, "path"), ..Default::default() }
+        Attributes {
+            verb: text(attrs, "verb"),
+            path: text(attrs, "path"),
+            ..Default::default()
+        }
     })
 }
 
-/// The user a `SubjectAccessReview` asks about.
-fn subject_of(review: &Value) -> Result<User, ApiError> {
+/// What a `LocalSubjectAccessReview` may not ask (upstream's validation): about another
+/// namespace than its own, or about a non-resource URL.
+fn local_causes(review: &Value) -> Vec<Cause> {
+    let namespace = objects::namespace(review).unwrap_or_default();
+    let spec = &review["spec"];
+    let mut causes = Vec::new();
+    if let Some(attrs) = spec.get("resourceAttributes").filter(|a| !a.is_null()) {
+        let asked = attrs.get("namespace").cloned().unwrap_or(json!(""));
+        if asked.as_str() != Some(namespace) {
+            causes.push(Cause::invalid(
+                "spec.resourceAttributes.namespace",
+                &asked,
+                "must match metadata.namespace",
+            ));
+        }
+    }
+    if let Some(attrs) = spec.get("nonResourceAttributes").filter(|a| !a.is_null()) {
+        causes.push(Cause::invalid(
+            "spec.nonResourceAttributes",
+            attrs,
+            "disallowed on this kind of request",
+        ));
+    }
+    causes
+}
+
+/// The user a `SubjectAccessReview` (or `LocalSubjectAccessReview`, `kind`) asks
+/// about; `causes` are the kind's other validation failures, reported together.
+fn subject_of(kind: &str, review: &Value, mut causes: Vec<Cause>) -> Result<User, ApiError> {
     let spec = &review["spec"];
     let name = spec.get("user").and_then(Value::as_str).unwrap_or_default();
     let groups: Vec<String> = spec
         .get("groups")
         .and_then(Value::as_array)
-        .map(|g| g.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if name.is_empty() && groups.is_empty() {
-        return Err(ApiError::invalid(
-            "SubjectAccessReview",
-            "",
-            vec![Cause::invalid("spec.user", &json!(""), "at least one of user or group must be specified")],
-        ));
+        causes.insert(
+            0,
+            Cause::invalid(
+                "spec.user",
+                &json!(""),
+                "at least one of user or group must be specified",
+            ),
+        );
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(kind, "", causes));
     }
     let mut user = User::new(name, groups);
-    user.uid = spec.get("uid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    user.uid = spec
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     Ok(user)
 }
 
 /// The review as sent, validated, with the authorizer's answer for `user`.
-fn access_review(authorizer: &Authorizer, user: &User, mut review: Value) -> Result<Value, ApiError> {
-    let kind = review["kind"].as_str().unwrap_or("SelfSubjectAccessReview").to_owned();
+fn access_review(
+    authorizer: &Authorizer,
+    user: &User,
+    mut review: Value,
+) -> Result<Value, ApiError> {
+    let kind = review["kind"]
+        .as_str()
+        .unwrap_or("SelfSubjectAccessReview")
+        .to_owned();
     let attributes = access_attributes(&kind, review.get("spec").unwrap_or(&Value::Null))?;
     let decision = authorizer.decide(user, &attributes);
     let meta = objects::meta_mut(&mut review);
@@ -167,7 +236,11 @@ fn access_review(authorizer: &Authorizer, user: &User, mut review: Value) -> Res
 
 /// The review with every rule that applies to `user` in `spec.namespace`.
 fn rules_review(authorizer: &Authorizer, user: &User, mut review: Value) -> Value {
-    let namespace = review.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let namespace = review
+        .pointer("/spec/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     // `system:masters` members get cluster-admin's rules through its default binding.
     let (rules, errors) = authorizer.index.snapshot().rules_for(user, &namespace);
     let meta = objects::meta_mut(&mut review);
@@ -189,7 +262,8 @@ fn rules_status(rules: &[Rule], errors: &[String]) -> Value {
             resource_rules.push(entry);
         }
         if !rule.non_resource_urls.is_empty() {
-            non_resource_rules.push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
+            non_resource_rules
+                .push(json!({"verbs": rule.verbs, "nonResourceURLs": rule.non_resource_urls}));
         }
     }
     let mut status = json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": !errors.is_empty()});
@@ -205,7 +279,10 @@ mod tests {
 
     #[test]
     fn whoami_is_the_authenticated_user() {
-        let user = User::new("admin", vec!["system:masters".into(), "system:authenticated".into()]);
+        let user = User::new(
+            "admin",
+            vec!["system:masters".into(), "system:authenticated".into()],
+        );
         let review = self_subject_review(&user);
         assert_eq!(
             review["status"]["userInfo"],
@@ -218,10 +295,19 @@ mod tests {
         let spec = json!({"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "a", "subresource": "log"}});
         let attributes = access_attributes("SelfSubjectAccessReview", &spec).unwrap();
         assert_eq!(
-            (attributes.verb.as_str(), attributes.resource.as_str(), attributes.namespace.as_str(), attributes.subresource.as_str()),
+            (
+                attributes.verb.as_str(),
+                attributes.resource.as_str(),
+                attributes.namespace.as_str(),
+                attributes.subresource.as_str()
+            ),
             ("create", "pods", "a", "log")
         );
-        let path = access_attributes("X", &json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}})).unwrap();
+        let path = access_attributes(
+            "X",
+            &json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}}),
+        )
+        .unwrap();
         assert!(!path.is_resource_request());
         let neither = access_attributes("SelfSubjectAccessReview", &json!({})).unwrap_err();
         assert_eq!(neither.code(), http::StatusCode::UNPROCESSABLE_ENTITY);
@@ -231,16 +317,65 @@ mod tests {
 
     #[test]
     fn subject_access_reviews_name_a_user_or_group() {
-        let user = subject_of(&json!({"spec": {"user": "jane", "groups": ["devs"]}})).unwrap();
-        assert_eq!((user.name.as_str(), user.groups), ("jane", vec!["devs".to_owned()]));
-        let err = subject_of(&json!({"spec": {}})).unwrap_err();
-        assert_eq!(err.to_string(), "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified");
+        let sar = "SubjectAccessReview";
+        let user = subject_of(
+            sar,
+            &json!({"spec": {"user": "jane", "groups": ["devs"]}}),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            (user.name.as_str(), user.groups),
+            ("jane", vec!["devs".to_owned()])
+        );
+        let err = subject_of(sar, &json!({"spec": {}}), Vec::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified"
+        );
+    }
+
+    #[test]
+    fn local_reviews_ask_only_about_their_own_namespace() {
+        let review = |spec: Value| json!({"metadata": {"namespace": "team"}, "spec": spec});
+        let own = review(
+            json!({"user": "jane", "resourceAttributes": {"namespace": "team", "verb": "get", "resource": "pods"}}),
+        );
+        assert!(local_causes(&own).is_empty());
+        let other = review(
+            json!({"user": "jane", "resourceAttributes": {"namespace": "kube-system", "verb": "get", "resource": "pods"}}),
+        );
+        let err = subject_of("LocalSubjectAccessReview", &other, local_causes(&other)).unwrap_err();
+        assert_eq!(err.code(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.to_string(),
+            "LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes.namespace: Invalid value: \"kube-system\": must match metadata.namespace"
+        );
+        let url = review(json!({"nonResourceAttributes": {"path": "/healthz", "verb": "get"}}));
+        let err = subject_of("LocalSubjectAccessReview", &url, local_causes(&url)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "spec.user: Invalid value: \"\": at least one of user or group must be specified"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("spec.nonResourceAttributes: Invalid value"),
+            "{text}"
+        );
+        assert!(
+            text.contains("disallowed on this kind of request"),
+            "{text}"
+        );
     }
 
     #[test]
     fn rules_split_into_resource_and_non_resource_ones() {
         let rules = [
-            Rule::from_json(&json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]})),
+            Rule::from_json(
+                &json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]}),
+            ),
             Rule::from_json(&json!({"verbs": ["get"], "nonResourceURLs": ["/version"]})),
         ];
         assert_eq!(

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use waggle_ebpf_common::lb::{SCOPE_EXTERNAL, ServiceKeyV4, service_flags as sf};
+use waggle_ebpf_common::lb::{SCOPE_EXTERNAL, service_flags as sf};
 use waggle_proxy::{
     dump::{DumpKey, dump, service_flag_names},
     mem_maps::MemMaps,
@@ -118,26 +118,14 @@ pub fn backend(state: &MapState, id: u32) -> String {
 /// backends in slot order and the Maglev table's backends.
 pub fn frontends(state: &MapState) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for (k, v) in state
-        .services_v4
-        .iter()
-        .filter(|(k, _)| k.backend_slot == 0)
-    {
+    for (k, v) in state.services_v4.iter() {
         let rev = state
             .rev_nat_v4
             .get(&u32::from(v.rev_nat_index))
             .expect("referenced rev_nat exists");
-        let slots: Vec<String> = (1..=v.count)
-            .map(|slot| {
-                let entry = state
-                    .services_v4
-                    .get(&ServiceKeyV4 {
-                        backend_slot: slot,
-                        ..*k
-                    })
-                    .expect("slot within count exists");
-                backend(state, entry.backend_id)
-            })
+        let slots: Vec<String> = state
+            .slot_ids(v)
+            .map(|id| backend(state, id.expect("slot within count holds a backend")))
             .collect();
         let mut maglev: Vec<String> = Vec::new();
         if v.flags & sf::MAGLEV != 0 && k.scope == SCOPE_EXTERNAL {
@@ -167,29 +155,25 @@ pub fn frontends(state: &MapState) -> BTreeMap<String, String> {
     out
 }
 
-/// Nothing stale: every slot is within its master's count, and every backend, reverse
-/// NAT entry and Maglev table is referenced.
+/// Nothing stale: every non-empty slot is within a frontend's count, and every
+/// backend, reverse NAT entry and Maglev table is referenced.
 pub fn assert_consistent(state: &MapState) {
     let mut used_backends = std::collections::BTreeSet::new();
     let mut used_rev_nat = std::collections::BTreeSet::new();
+    let mut used_slots = std::collections::BTreeSet::new();
     for (k, v) in state.services_v4.iter() {
-        if k.backend_slot == 0 {
-            used_rev_nat.insert(u32::from(v.rev_nat_index));
-        } else {
-            let master = state
-                .services_v4
-                .get(&ServiceKeyV4 {
-                    backend_slot: 0,
-                    ..*k
-                })
-                .unwrap_or_else(|| panic!("slot {} without master", k.dump_key()));
-            assert!(
-                k.backend_slot <= master.count,
-                "{} beyond count",
-                k.dump_key()
-            );
-            used_backends.insert(v.backend_id);
+        used_rev_nat.insert(u32::from(v.rev_nat_index));
+        for (i, id) in state.slot_ids(v).enumerate() {
+            let id = id.unwrap_or_else(|| panic!("{}: slot {} empty", k.dump_key(), i + 1));
+            used_slots.insert(v.slot_base + i as u32);
+            used_backends.insert(id);
         }
+    }
+    for (index, id) in state.slots.iter() {
+        assert!(
+            used_slots.contains(index),
+            "slot {index} (#{id}) beyond every count"
+        );
     }
     for (id, table) in state.maglev.iter() {
         assert!(used_rev_nat.contains(id), "maglev table {id} unused");
@@ -203,4 +187,4 @@ pub fn assert_consistent(state: &MapState) {
     }
 }
 
-pub const CONTESTED: &str = "198.51.100.7:80/TCP ext slot=0";
+pub const CONTESTED: &str = "198.51.100.7:80/TCP ext";

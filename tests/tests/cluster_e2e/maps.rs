@@ -45,9 +45,7 @@ impl NodeMaps {
             .unwrap_or_else(|error| panic!("reading {}'s services map: {error}", self.node));
         entries
             .into_iter()
-            .filter(|(key, _)| {
-                key.backend_slot == 0 && key.scope == SCOPE_EXTERNAL && key.protocol == PROTO_TCP
-            })
+            .filter(|(key, _)| key.scope == SCOPE_EXTERNAL && key.protocol == PROTO_TCP)
             .map(|(key, value)| {
                 let address = Ipv4Addr::from(u32::from_be(key.address));
                 (

@@ -21,7 +21,7 @@ use std::{
     },
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     thread::JoinHandle,
     time::Duration,
@@ -30,7 +30,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use waggle_datapath::{
     Datapath,
-    lb_maps::{LbMaps, PinnedLbMaps},
+    lb_maps::{FrontendKey, LbMaps, PinnedLbMaps, write_frontend},
     nodeport::{PerPacketProgram, TcAttachment},
 };
 use waggle_ebpf_common::{
@@ -132,34 +132,15 @@ impl NodeDatapath {
         Ok(())
     }
 
-    /// Programs a service's master entry and slots in one scope.
+    /// Programs a service's entry and slots in one scope.
     pub fn program(&mut self, service: &ServiceSpec, scope: u8, backend_ids: &[u32]) -> Result<()> {
-        let key = |slot: u16| ServiceKeyV4 {
+        let key = FrontendKey::V4(ServiceKeyV4 {
             address: service.address.map_or(0, addr),
             port: port(service.port),
-            backend_slot: slot,
             protocol: service.protocol,
             scope,
-            _pad: [0; 2],
-        };
-        let master = ServiceValue {
-            backend_id: 0,
-            count: backend_ids.len() as u16,
-            rev_nat_index: service.rev_nat_index,
-            flags: service.flags,
-            _pad: 0,
-            affinity_timeout: service.affinity_timeout,
-        };
-        for (slot, id) in backend_ids.iter().enumerate() {
-            let value = ServiceValue {
-                backend_id: *id,
-                ..Default::default()
-            };
-            self.maps
-                .services_v4()
-                .insert(&key(slot as u16 + 1), &value)?;
-        }
-        self.maps.services_v4().insert(&key(0), &master)?;
+        });
+        write_frontend(&mut self.maps, key, service.value(backend_ids), backend_ids)?;
         Ok(())
     }
 
@@ -179,40 +160,21 @@ impl NodeDatapath {
         Ok(())
     }
 
-    /// Programs an IPv6 service's master entry and slots in one scope (a NodePort
-    /// entry has address `::`; `service.address_v6` otherwise).
+    /// Programs an IPv6 service's entry and slots in one scope (a NodePort entry has
+    /// address `::`; `service.address_v6` otherwise).
     pub fn program_v6(
         &mut self,
         service: &ServiceSpec,
         scope: u8,
         backend_ids: &[u32],
     ) -> Result<()> {
-        let key = |slot: u16| ServiceKeyV6 {
+        let key = FrontendKey::V6(ServiceKeyV6 {
             address: service.address_v6.map_or([0; 16], |a| a.octets()),
             port: port(service.port),
-            backend_slot: slot,
             protocol: service.protocol,
             scope,
-            _pad: [0; 2],
-        };
-        let master = ServiceValue {
-            backend_id: 0,
-            count: backend_ids.len() as u16,
-            rev_nat_index: service.rev_nat_index,
-            flags: service.flags,
-            _pad: 0,
-            affinity_timeout: service.affinity_timeout,
-        };
-        for (slot, id) in backend_ids.iter().enumerate() {
-            let value = ServiceValue {
-                backend_id: *id,
-                ..Default::default()
-            };
-            self.maps
-                .services_v6()
-                .insert(&key(slot as u16 + 1), &value)?;
-        }
-        self.maps.services_v6().insert(&key(0), &master)?;
+        });
+        write_frontend(&mut self.maps, key, service.value(backend_ids), backend_ids)?;
         Ok(())
     }
 
@@ -272,7 +234,22 @@ pub struct ServiceSpec {
     pub affinity_timeout: u32,
 }
 
+/// Slot ranges handed to programmed services (index 0 is never used).
+static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
+
 impl ServiceSpec {
+    /// The services-map value of this service with a fresh slot range for
+    /// `backend_ids` (`count` is set when written).
+    fn value(&self, backend_ids: &[u32]) -> ServiceValue {
+        ServiceValue {
+            slot_base: NEXT_SLOT.fetch_add(backend_ids.len().max(1) as u32, Ordering::Relaxed),
+            rev_nat_index: self.rev_nat_index,
+            flags: self.flags,
+            affinity_timeout: self.affinity_timeout,
+            ..ServiceValue::default()
+        }
+    }
+
     pub fn node_port(rev_nat_index: u16, node_port: u16, protocol: u8) -> Self {
         Self {
             address: None,

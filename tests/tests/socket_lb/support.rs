@@ -11,7 +11,7 @@ use std::{
 
 use waggle_datapath::{
     Datapath,
-    lb_maps::{LbMaps, PinnedLbMaps},
+    lb_maps::{FrontendKey, LbMaps, PinnedLbMaps, write_frontend},
     socket_lb::SocketLb,
 };
 use waggle_ebpf_common::lb::{
@@ -110,6 +110,8 @@ impl Svc {
 
 /// Backend ids are global to the process so services never share one by accident.
 static NEXT_BACKEND: AtomicU32 = AtomicU32::new(1);
+/// Slot ranges of the programmed services (index 0 is never used).
+static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
 
 fn be_port(port: u16) -> u16 {
     port.to_be()
@@ -133,12 +135,11 @@ pub fn program(maps: &mut dyn LbMaps, svc: &Svc) {
 
 fn program_scope(maps: &mut dyn LbMaps, svc: &Svc, scope: u8, backends: &[SocketAddr], flags: u16) {
     let master = ServiceValue {
-        backend_id: 0,
-        count: backends.len() as u16,
+        slot_base: NEXT_SLOT.fetch_add(backends.len().max(1) as u32, Ordering::Relaxed),
         rev_nat_index: svc.rev_nat_index,
         flags,
-        _pad: 0,
         affinity_timeout: svc.affinity_timeout,
+        ..ServiceValue::default()
     };
     let v6 = matches!(svc.address, Some(IpAddr::V6(_)))
         || backends.first().is_some_and(SocketAddr::is_ipv6);
@@ -174,57 +175,28 @@ fn program_scope(maps: &mut dyn LbMaps, svc: &Svc, scope: u8, backends: &[Socket
                 .expect("write backend"),
         }
     }
-    if v6 {
-        let address = match svc.address {
-            Some(IpAddr::V6(a)) => a.octets(),
-            _ => [0; 16],
-        };
-        let key = |slot: u16| ServiceKeyV6 {
-            address,
+    let key = if v6 {
+        FrontendKey::V6(ServiceKeyV6 {
+            address: match svc.address {
+                Some(IpAddr::V6(a)) => a.octets(),
+                _ => [0; 16],
+            },
             port: be_port(svc.port),
-            backend_slot: slot,
             protocol: svc.protocol,
             scope,
-            _pad: [0; 2],
-        };
-        for (slot, id) in ids.iter().enumerate() {
-            let slot_value = ServiceValue {
-                backend_id: *id,
-                ..ServiceValue::default()
-            };
-            maps.services_v6()
-                .insert(&key(slot as u16 + 1), &slot_value)
-                .expect("write slot");
-        }
-        maps.services_v6()
-            .insert(&key(0), &master)
-            .expect("write service");
+        })
     } else {
-        let address = match svc.address {
-            Some(IpAddr::V4(a)) => v4(a),
-            _ => 0,
-        };
-        let key = |slot: u16| ServiceKeyV4 {
-            address,
+        FrontendKey::V4(ServiceKeyV4 {
+            address: match svc.address {
+                Some(IpAddr::V4(a)) => v4(a),
+                _ => 0,
+            },
             port: be_port(svc.port),
-            backend_slot: slot,
             protocol: svc.protocol,
             scope,
-            _pad: [0; 2],
-        };
-        for (slot, id) in ids.iter().enumerate() {
-            let slot_value = ServiceValue {
-                backend_id: *id,
-                ..ServiceValue::default()
-            };
-            maps.services_v4()
-                .insert(&key(slot as u16 + 1), &slot_value)
-                .expect("write slot");
-        }
-        maps.services_v4()
-            .insert(&key(0), &master)
-            .expect("write service");
-    }
+        })
+    };
+    write_frontend(maps, key, master, &ids).expect("write service");
 }
 
 /// Socket LB on every node of a bed: one data path per node (as each node runs its
