@@ -147,9 +147,8 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                 .await
             }
             Some(t) => {
-                let rbac_write = t.resource.group == authz::index::RBAC_GROUP
-                    && !matches!(parts.method, Method::GET | Method::HEAD);
-                let plural = t.resource.plural;
+                let write = !matches!(parts.method, Method::GET | Method::HEAD);
+                let (group, plural) = (t.resource.group, t.resource.plural);
                 let request = handlers::dispatch(
                     ctx.state.clone(),
                     parts.method.clone(),
@@ -160,10 +159,11 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                 );
                 let response =
                     crate::kubectl::context::scoped(&params, &parts.headers, request).await;
-                if rbac_write && response.as_ref().is_ok_and(|r| r.status().is_success()) {
-                    // The writer's next request sees its change (the watch may lag).
-                    if let Err(e) = ctx.state.authorizer.index.refresh(plural).await {
-                        tracing::warn!(error = %e, "re-reading RBAC objects failed");
+                if write && response.as_ref().is_ok_and(|r| r.status().is_success()) {
+                    // The writer's next request sees its change to RBAC or to a
+                    // ServiceAccount (the watch may lag).
+                    if let Err(e) = ctx.state.authorizer.index.refresh(group, plural).await {
+                        tracing::warn!(error = %e, "re-reading indexed objects failed");
                     }
                 }
                 response
@@ -252,6 +252,15 @@ async fn non_resource(
             Some(body) => bytes("application/json".into(), body),
             None => Err(not_found()),
         },
+        [".well-known", "openid-configuration"] => {
+            let jwks_uri = format!("https://{}/openid/v1/jwks", ctx.server_address);
+            json(ctx.state.tokens.openid_configuration(&jwks_uri))
+        }
+        ["openid", "v1", "jwks"] => Ok((
+            [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+            serde_json::to_vec(&ctx.state.tokens.jwks()).unwrap_or_default(),
+        )
+            .into_response()),
         ["version"] => json(discovery::version()),
         ["api"] => json(discovery::core_versions(&ctx.server_address)),
         ["apis"] => json(discovery::groups()),

@@ -183,7 +183,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let app = router::router(
         state.clone(),
-        Arc::new(RbacGate::new(Authenticator::new(token, tokens), authorizer)),
+        Arc::new(RbacGate::new(
+            Authenticator::new(token, tokens, rbac.clone()),
+            authorizer,
+        )),
         client_addr(https_addr).to_string(),
     );
     let handle = axum_server::Handle::new();

@@ -99,6 +99,16 @@ fn binding(kind: &str, name: &str, role: &str, namespace: Option<&str>) -> Value
     })
 }
 
+/// Binds the bot to ClusterRole `role` in `default` with the RoleBinding `name`.
+async fn bind_in_default(server: &TestServer, name: &str, role: &str) {
+    admin_post(
+        server,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        binding("RoleBinding", name, role, Some("default")),
+    )
+    .await;
+}
+
 /// A token for the `bot` service account in `default` (created here).
 async fn bot_token(server: &TestServer) -> String {
     admin_post(
@@ -580,39 +590,22 @@ both_backends!(
             "LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes.namespace: Invalid value: \"kube-system\": must match metadata.namespace"
         );
         // A namespace's `admin` may ask; `edit` may not.
-        admin_post(
-            &server,
-            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
-            binding("RoleBinding", "bot-edit", "edit", Some("default")),
-        )
-        .await;
-        let (code, status) = call(
-            &client,
-            &base,
-            &token,
-            Method::POST,
-            path,
-            Some(review("default")),
-            &[],
-        )
-        .await;
+        let ask = || {
+            call(
+                &client,
+                &base,
+                &token,
+                Method::POST,
+                path,
+                Some(review("default")),
+                &[],
+            )
+        };
+        bind_in_default(&server, "bot-edit", "edit").await;
+        let (code, status) = ask().await;
         assert_eq!((code, status["message"].as_str()), (StatusCode::FORBIDDEN, Some(format!("localsubjectaccessreviews.authorization.k8s.io is forbidden: User \"{BOT}\" cannot create resource \"localsubjectaccessreviews\" in API group \"authorization.k8s.io\" in the namespace \"default\"").as_str())));
-        admin_post(
-            &server,
-            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
-            binding("RoleBinding", "bot-admin", "admin", Some("default")),
-        )
-        .await;
-        let (code, answer) = call(
-            &client,
-            &base,
-            &token,
-            Method::POST,
-            path,
-            Some(review("default")),
-            &[],
-        )
-        .await;
+        bind_in_default(&server, "bot-admin", "admin").await;
+        let (code, answer) = ask().await;
         assert_eq!(code, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["status"]["allowed"], true, "{answer}");
     }
@@ -696,5 +689,105 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+);
+
+both_backends!(
+    tokens_die_with_their_service_account,
+    |backend: Backend| async move {
+        let server = TestServer::start(backend).await;
+        let token = bot_token(&server).await;
+        let (client, base) = (https(&server), server.running.url());
+        let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
+        let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+        let (code, review) = call(
+            &client,
+            &base,
+            &token,
+            Method::POST,
+            path,
+            Some(whoami.clone()),
+            &[],
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED, "{review}");
+        // Service accounts may read the issuer's discovery documents; anonymous may not.
+        let (code, config) = call(
+            &client,
+            &base,
+            &token,
+            Method::GET,
+            "/.well-known/openid-configuration",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK, "{config}");
+        assert_eq!(
+            config["issuer"],
+            "https://kubernetes.default.svc.cluster.local"
+        );
+        let (code, jwks) = call(
+            &client,
+            &base,
+            &token,
+            Method::GET,
+            "/openid/v1/jwks",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (code, jwks["keys"][0]["alg"].as_str()),
+            (StatusCode::OK, Some("ES256")),
+            "{jwks}"
+        );
+        let anonymous = client
+            .get(format!("{base}/openid/v1/jwks"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), StatusCode::FORBIDDEN);
+        let account = "/api/v1/namespaces/default/serviceaccounts/bot";
+        let response = server
+            .raw()
+            .delete(format!("{}{account}", server.http))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let (code, status) = call(
+            &client,
+            &base,
+            &token,
+            Method::POST,
+            path,
+            Some(whoami.clone()),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (code, &status["reason"]),
+            (StatusCode::UNAUTHORIZED, &json!("Unauthorized")),
+            "{status}"
+        );
+        // The same name again is another account: the old token stays dead.
+        admin_post(
+            &server,
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"metadata": {"name": "bot"}}),
+        )
+        .await;
+        let (code, _) = call(
+            &client,
+            &base,
+            &token,
+            Method::POST,
+            path,
+            Some(whoami),
+            &[],
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
     }
 );

@@ -82,6 +82,35 @@ impl Issuer {
         Ok(Issuer { key, key_id, rng })
     }
 
+    /// The OpenID Connect discovery document of the tokens' issuer, naming `jwks_uri`
+    /// as where the signing keys are (`/.well-known/openid-configuration`), so other
+    /// systems can verify service-account tokens as upstream's are.
+    pub fn openid_configuration(&self, jwks_uri: &str) -> Value {
+        json!({
+            "issuer": ISSUER,
+            "jwks_uri": jwks_uri,
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        })
+    }
+
+    /// The public signing key as a JSON Web Key Set (`/openid/v1/jwks`).
+    pub fn jwks(&self) -> Value {
+        // An uncompressed P-256 point: 0x04, then x and y (32 bytes each).
+        let point = self.key.public_key().as_ref();
+        let (x, y) = point[1..].split_at(32);
+        json!({"keys": [{
+            "use": "sig",
+            "kty": "EC",
+            "kid": self.key_id,
+            "crv": "P-256",
+            "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+        }]})
+    }
+
     /// A signed token for `grant`.
     pub fn issue(&self, grant: &Grant, token_id: &str) -> Result<String, TokenError> {
         let header = json!({"alg": "ES256", "kid": self.key_id});
@@ -187,6 +216,27 @@ mod tests {
             expires_at,
             bound: None,
         }
+    }
+
+    #[test]
+    fn the_published_key_set_verifies_issued_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = Issuer::load_or_create(dir.path()).unwrap();
+        let token = issuer.issue(&grant(5_000), "jti-1").unwrap();
+        let jwks = issuer.jwks();
+        let key = &jwks["keys"][0];
+        assert_eq!((key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()), (Some("EC"), Some("P-256"), Some("ES256")));
+        let header = decode(token.split('.').next().unwrap()).unwrap();
+        assert_eq!(header["kid"], key["kid"], "tokens name the published key");
+        let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(key[c].as_str().unwrap()).unwrap();
+        let point = [vec![4], coordinate("x"), coordinate("y")].concat();
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
+            .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(signature).unwrap())
+            .expect("a verifier with only the key set accepts the token");
+        let config = issuer.openid_configuration("https://127.0.0.1:6443/openid/v1/jwks");
+        assert_eq!(config["issuer"], ISSUER);
+        assert_eq!(config["jwks_uri"], "https://127.0.0.1:6443/openid/v1/jwks");
     }
 
     #[test]

@@ -280,6 +280,19 @@ pub fn cluster_roles() -> Vec<Value> {
             )],
         ),
         cluster_role(
+            "system:service-account-issuer-discovery",
+            &[],
+            vec![urls(
+                &["get"],
+                &[
+                    "/.well-known/openid-configuration",
+                    "/.well-known/openid-configuration/",
+                    "/openid/v1/jwks",
+                    "/openid/v1/jwks/",
+                ],
+            )],
+        ),
+        cluster_role(
             "system:basic-user",
             &[],
             vec![
@@ -330,6 +343,10 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         binding("cluster-admin", &[super::MASTERS]),
         binding("system:basic-user", &["system:authenticated"]),
         binding("system:discovery", &["system:authenticated"]),
+        binding(
+            "system:service-account-issuer-discovery",
+            &["system:serviceaccounts"],
+        ),
         binding(
             "system:public-info-viewer",
             &["system:authenticated", "system:unauthenticated"],

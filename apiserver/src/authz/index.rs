@@ -1,6 +1,7 @@
-//! The in-memory RBAC index the authorizer reads: the stored Roles, ClusterRoles and
-//! their bindings, followed through store watches and rebuilt into a [`Snapshot`] on
-//! every change, so a request costs no store read.
+//! The in-memory index the authorizer and the authenticator read: the stored Roles,
+//! ClusterRoles and their bindings (rebuilt into a policy [`Snapshot`] on every
+//! change) and the ServiceAccounts (whose tokens are valid only while they exist),
+//! followed through store watches, so a request costs no store read.
 //!
 //! Each key keeps the revision it was last seen at; an older report never replaces a
 //! newer one. Besides the watches, [`Index::refresh`] re-lists one kind right after
@@ -21,13 +22,18 @@ use crate::keys;
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
-/// The four RBAC kinds, in the order their objects are kept.
-const PLURALS: [&str; 4] = [
-    "clusterroles",
-    "roles",
-    "clusterrolebindings",
-    "rolebindings",
+/// The kinds followed, as (group, plural): the four RBAC kinds of the policy, in the
+/// order [`Snapshot::build`] takes them, then ServiceAccounts.
+const KINDS: [(&str, &str); 5] = [
+    (RBAC_GROUP, "clusterroles"),
+    (RBAC_GROUP, "roles"),
+    (RBAC_GROUP, "clusterrolebindings"),
+    (RBAC_GROUP, "rolebindings"),
+    ("", "serviceaccounts"),
 ];
+
+/// The index of ServiceAccounts in [`KINDS`]; the ones before it make the policy.
+const SERVICE_ACCOUNTS: usize = 4;
 
 /// A key's last known state: its revision and the object (`None`: deleted).
 struct Entry {
@@ -38,17 +44,20 @@ struct Entry {
 /// See the module docs.
 pub struct Index {
     store: Arc<dyn Store>,
-    /// Per kind (as [`PLURALS`]): key → entry.
-    objects: Mutex<[HashMap<String, Entry>; 4]>,
+    /// Per kind (as [`KINDS`]): key → entry.
+    objects: Mutex<[HashMap<String, Entry>; 5]>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// ServiceAccount uids by `namespace/name`.
+    accounts: RwLock<Arc<HashMap<String, String>>>,
 }
 
-fn resource(plural: &str) -> &'static Resource {
-    registry::find(RBAC_GROUP, "v1", plural).expect("RBAC kinds are served")
+fn resource(kind: usize) -> &'static Resource {
+    let (group, plural) = KINDS[kind];
+    registry::find(group, "v1", plural).expect("followed kinds are served")
 }
 
 fn prefix(kind: usize) -> String {
-    keys::collection_prefix(resource(PLURALS[kind]), None)
+    keys::collection_prefix(resource(kind), None)
 }
 
 impl Index {
@@ -57,6 +66,7 @@ impl Index {
             store,
             objects: Mutex::default(),
             snapshot: RwLock::default(),
+            accounts: RwLock::default(),
         }
     }
 
@@ -65,18 +75,19 @@ impl Index {
         self.snapshot.read().clone()
     }
 
-    /// Loads every RBAC object (call before serving).
-    pub async fn load(&self) -> Result<[Revision; 4], StoreError> {
-        let mut revisions = [0; 4];
+    /// Loads every followed object (call before serving).
+    pub async fn load(&self) -> Result<[Revision; 5], StoreError> {
+        let mut revisions = [0; 5];
         for (kind, revision) in revisions.iter_mut().enumerate() {
             *revision = self.relist(kind).await?;
         }
         Ok(revisions)
     }
 
-    /// Re-reads the kind of `plural` (after this server wrote one of its objects).
-    pub async fn refresh(&self, plural: &str) -> Result<(), StoreError> {
-        if let Some(kind) = PLURALS.iter().position(|p| *p == plural) {
+    /// Re-reads the kind of `group`/`plural` if it is followed (after this server
+    /// wrote one of its objects).
+    pub async fn refresh(&self, group: &str, plural: &str) -> Result<(), StoreError> {
+        if let Some(kind) = KINDS.iter().position(|k| *k == (group, plural)) {
             self.relist(kind).await?;
         }
         Ok(())
@@ -120,7 +131,7 @@ impl Index {
                 );
             }
         }
-        self.rebuild();
+        self.rebuild(kind);
         Ok(revision)
     }
 
@@ -140,10 +151,26 @@ impl Index {
                 WatchEvent::Progress { .. } => return,
             }
         }
-        self.rebuild();
+        self.rebuild(kind);
     }
 
-    fn rebuild(&self) {
+    /// Rebuilds what `kind` feeds: the account uids, or the policy.
+    fn rebuild(&self, kind: usize) {
+        if kind == SERVICE_ACCOUNTS {
+            let accounts: HashMap<String, String> = self.objects.lock()[SERVICE_ACCOUNTS]
+                .values()
+                .filter_map(|e| {
+                    let meta = e.object.as_ref()?.get("metadata")?;
+                    let field = |name: &str| meta.get(name).and_then(Value::as_str);
+                    Some((
+                        format!("{}/{}", field("namespace")?, field("name")?),
+                        field("uid")?.to_owned(),
+                    ))
+                })
+                .collect();
+            *self.accounts.write() = Arc::new(accounts);
+            return;
+        }
         let snapshot = {
             let objects = self.objects.lock();
             let live = |kind: usize| -> Vec<&Value> {
@@ -159,10 +186,9 @@ impl Index {
 
     /// Follows the store from `after` (as [`Index::load`] returned) until aborted,
     /// re-listing a kind whose watch fails.
-    pub fn follow(self: Arc<Self>, after: [Revision; 4]) -> tokio::task::JoinHandle<()> {
+    pub fn follow(self: Arc<Self>, after: [Revision; 5]) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let watches =
-                (0..PLURALS.len()).map(|kind| self.clone().follow_kind(kind, after[kind]));
+            let watches = (0..KINDS.len()).map(|kind| self.clone().follow_kind(kind, after[kind]));
             futures::future::join_all(watches).await;
         })
     }
@@ -178,22 +204,31 @@ impl Index {
                                 self.apply(kind, event);
                             }
                             Err(e) => {
-                                tracing::debug!(error = %e, kind = PLURALS[kind], "RBAC watch ended");
+                                tracing::debug!(error = %e, kind = KINDS[kind].1, "index watch ended");
                                 break;
                             }
                         }
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, kind = PLURALS[kind], "RBAC watch failed"),
+                Err(e) => tracing::debug!(error = %e, kind = KINDS[kind].1, "index watch failed"),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             match self.relist(kind).await {
                 Ok(revision) => after = revision,
                 Err(e) => {
-                    tracing::warn!(error = %e, kind = PLURALS[kind], "re-listing RBAC objects failed")
+                    tracing::warn!(error = %e, kind = KINDS[kind].1, "re-listing indexed objects failed")
                 }
             }
         }
+    }
+}
+
+impl crate::authn::ServiceAccounts for Index {
+    fn uid(&self, namespace: &str, name: &str) -> Option<String> {
+        self.accounts
+            .read()
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
     }
 }
 
