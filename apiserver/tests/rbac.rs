@@ -698,45 +698,22 @@ both_backends!(
         let server = TestServer::start(backend).await;
         let token = bot_token(&server).await;
         let (client, base) = (https(&server), server.running.url());
+        let bot = |method: Method, path: &'static str, body: Option<Value>| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            async move { call(&client, &base, &token, method, path, body, &[]).await }
+        };
         let whoami = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"});
         let path = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
-        let (code, review) = call(
-            &client,
-            &base,
-            &token,
-            Method::POST,
-            path,
-            Some(whoami.clone()),
-            &[],
-        )
-        .await;
+        let (code, review) = bot(Method::POST, path, Some(whoami.clone())).await;
         assert_eq!(code, StatusCode::CREATED, "{review}");
         // Service accounts may read the issuer's discovery documents; anonymous may not.
-        let (code, config) = call(
-            &client,
-            &base,
-            &token,
-            Method::GET,
-            "/.well-known/openid-configuration",
-            None,
-            &[],
-        )
-        .await;
+        let (code, config) = bot(Method::GET, "/.well-known/openid-configuration", None).await;
         assert_eq!(code, StatusCode::OK, "{config}");
         assert_eq!(
             config["issuer"],
             "https://kubernetes.default.svc.cluster.local"
         );
-        let (code, jwks) = call(
-            &client,
-            &base,
-            &token,
-            Method::GET,
-            "/openid/v1/jwks",
-            None,
-            &[],
-        )
-        .await;
+        let (code, jwks) = bot(Method::GET, "/openid/v1/jwks", None).await;
         assert_eq!(
             (code, jwks["keys"][0]["alg"].as_str()),
             (StatusCode::OK, Some("ES256")),
@@ -756,16 +733,7 @@ both_backends!(
             .await
             .unwrap();
         assert!(response.status().is_success());
-        let (code, status) = call(
-            &client,
-            &base,
-            &token,
-            Method::POST,
-            path,
-            Some(whoami.clone()),
-            &[],
-        )
-        .await;
+        let (code, status) = bot(Method::POST, path, Some(whoami.clone())).await;
         assert_eq!(
             (code, &status["reason"]),
             (StatusCode::UNAUTHORIZED, &json!("Unauthorized")),
@@ -778,16 +746,7 @@ both_backends!(
             json!({"metadata": {"name": "bot"}}),
         )
         .await;
-        let (code, _) = call(
-            &client,
-            &base,
-            &token,
-            Method::POST,
-            path,
-            Some(whoami),
-            &[],
-        )
-        .await;
+        let (code, _) = bot(Method::POST, path, Some(whoami)).await;
         assert_eq!(code, StatusCode::UNAUTHORIZED);
     }
 );
