@@ -101,7 +101,7 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
             // Not served, but resource-shaped: authorized as the resource request it is
             // (a denial names the resource; an allowed one gets its 404).
             if let (Ok(None), Some(shape)) = (&parsed, target::shape(parts.uri.path())) {
-                let watch = shape.watch_path || matches!(params.get("watch"), Some("true" | "1"));
+                let watch = shape.watch_path || params.flag("watch");
                 attributes.verb = authz::resource_verb(&parts.method, shape.name.is_empty(), watch);
                 attributes.group = shape.group;
                 attributes.resource = shape.resource;

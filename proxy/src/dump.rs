@@ -178,12 +178,14 @@ pub fn dump(state: &MapState) -> String {
             let _ = write!(out, " affinity_timeout={}", m.affinity_timeout);
         }
         let _ = writeln!(out, " [{}]", service_flag_names(m.flags).join(","));
-        for slot in 1..=u32::from(m.count) {
-            let index = m.slot_base.saturating_add(slot - 1);
+        for (i, id) in state.slot_ids(m).enumerate() {
+            let (slot, index) = (i + 1, m.slot_base.saturating_add(i as u32));
             covered.insert(index);
-            match state.slots.get(&index).filter(|id| **id != 0) {
+            match id {
                 Some(id) => {
-                    let backend = backends.get(id).map_or("(missing backend)", String::as_str);
+                    let backend = backends
+                        .get(&id)
+                        .map_or("(missing backend)", String::as_str);
                     let _ = writeln!(out, "  {slot} => #{id} {backend}");
                 }
                 None => {

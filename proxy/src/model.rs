@@ -28,11 +28,22 @@ impl std::hash::Hash for ServiceName {
 }
 
 /// A borrowed `namespace/name`, to look a [`ServiceName`] up without allocating (an
-/// EndpointSlice names its Service in a label). Hashes as a `ServiceName` does.
+/// EndpointSlice names its Service in a label; the namespace is the slice's shared
+/// string). Hashes as a `ServiceName` does, and becomes one (sharing the namespace)
+/// when inserted.
 #[derive(Clone, Copy, Debug)]
 pub struct NameRef<'a> {
-    pub namespace: &'a str,
+    pub namespace: &'a Arc<str>,
     pub name: &'a str,
+}
+
+impl From<&NameRef<'_>> for ServiceName {
+    fn from(name: &NameRef<'_>) -> Self {
+        ServiceName {
+            namespace: name.namespace.clone(),
+            name: name.name.into(),
+        }
+    }
 }
 
 impl std::hash::Hash for NameRef<'_> {
@@ -44,7 +55,7 @@ impl std::hash::Hash for NameRef<'_> {
 
 impl hashbrown::Equivalent<ServiceName> for NameRef<'_> {
     fn equivalent(&self, key: &ServiceName) -> bool {
-        *key.name == *self.name && *key.namespace == *self.namespace
+        *key.name == *self.name && same(&key.namespace, self.namespace)
     }
 }
 
@@ -305,7 +316,14 @@ mod tests {
         let mut map: hashbrown::HashMap<ServiceName, u8, rustc_hash::FxBuildHasher> =
             Default::default();
         map.insert(ServiceName::new("ns", "web"), 1);
-        let found = |namespace, name| map.get(&NameRef { namespace, name }).copied();
+        let found = |namespace: &str, name| {
+            let namespace: Arc<str> = namespace.into();
+            map.get(&NameRef {
+                namespace: &namespace,
+                name,
+            })
+            .copied()
+        };
         assert_eq!(found("ns", "web"), Some(1));
         assert_eq!(found("ns", "we"), None);
         assert_eq!(found("nsw", "eb"), None, "the parts are hashed apart");

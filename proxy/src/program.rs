@@ -303,12 +303,7 @@ impl Programmer {
                 self.rev_nat_hints.insert(key, v.rev_nat_index);
             }
             // The backends in slot order, if every slot holds one.
-            let ids: Option<Vec<u32>> = (0..u32::from(v.count))
-                .map(|i| {
-                    let id = *actual.slots.get(&v.slot_base.checked_add(i)?)?;
-                    (id != 0).then_some(id)
-                })
-                .collect();
+            let ids: Option<Vec<u32>> = actual.slot_ids(v).collect();
             let Some(ids) = ids.filter(|ids| !ids.is_empty()) else {
                 continue;
             };

@@ -83,9 +83,7 @@ impl<K: Key, V: Copy + PartialEq> Table<K, V> {
 
     /// Keys changed since the maps last matched, in key order.
     pub fn dirty(&self) -> Vec<K> {
-        let mut keys: Vec<K> = self.dirty.iter().copied().collect();
-        keys.sort_unstable();
-        keys
+        self.dirty_keys()
     }
 
     fn from_entries(entries: Vec<(K, V)>) -> Self {
@@ -94,44 +92,6 @@ impl<K: Key, V: Copy + PartialEq> Table<K, V> {
             dirty: FxHashSet::default(),
             untracked: false,
         }
-    }
-
-    /// The writes that make a map holding `actual` equal to this table.
-    fn full_diff(&self, actual: &Table<K, V>) -> Ops<K, V> {
-        let mut ops = Ops::default();
-        if actual.entries.is_empty() {
-            // An empty map (first start): everything is written, nothing to compare.
-            ops.upsert_keys.reserve(self.entries.len());
-            ops.upsert_values.reserve(self.entries.len());
-        }
-        for (k, v) in &self.entries {
-            if actual.entries.get(k) != Some(v) {
-                ops.upsert_keys.push(*k);
-                ops.upsert_values.push(*v);
-            }
-        }
-        ops.removes = actual
-            .entries
-            .keys()
-            .filter(|k| !self.entries.contains_key(k))
-            .copied()
-            .collect();
-        ops
-    }
-
-    /// The writes for the dirty keys, in key order.
-    fn dirty_ops(&self) -> Ops<K, V> {
-        let mut ops = Ops::default();
-        for k in self.dirty() {
-            match self.entries.get(&k) {
-                Some(v) => {
-                    ops.upsert_keys.push(k);
-                    ops.upsert_values.push(*v);
-                }
-                None => ops.removes.push(k),
-            }
-        }
-        ops
     }
 }
 
@@ -218,9 +178,7 @@ impl<V: Copy + PartialEq> IndexTable<V> {
 
     /// Keys changed since the maps last matched, in key order.
     pub fn dirty(&self) -> Vec<u32> {
-        let mut keys: Vec<u32> = self.dirty.iter().copied().collect();
-        keys.sort_unstable();
-        keys
+        self.dirty_keys()
     }
 
     fn from_entries(entries: Vec<(u32, V)>) -> Self {
@@ -232,33 +190,53 @@ impl<V: Copy + PartialEq> IndexTable<V> {
         table.untracked = false;
         table
     }
+}
+
+/// What the map writes need of a table, whichever way it stores its entries: the
+/// diffs are computed once, here, for [`Table`] and [`IndexTable`] alike.
+trait Entries<K: Key, V: Copy + PartialEq> {
+    fn lookup(&self, key: &K) -> Option<&V>;
+    fn each<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a;
+    fn count(&self) -> usize;
+    fn dirty_marks(&self) -> &FxHashSet<K>;
+
+    /// Keys changed since the maps last matched, in key order.
+    fn dirty_keys(&self) -> Vec<K> {
+        let mut keys: Vec<K> = self.dirty_marks().iter().copied().collect();
+        keys.sort_unstable();
+        keys
+    }
 
     /// The writes that make a map holding `actual` equal to this table.
-    fn full_diff(&self, actual: &IndexTable<V>) -> Ops<u32, V> {
+    fn full_diff(&self, actual: &Self) -> Ops<K, V> {
         let mut ops = Ops::default();
-        if actual.is_empty() {
-            ops.upsert_keys.reserve(self.len);
-            ops.upsert_values.reserve(self.len);
+        if actual.count() == 0 {
+            // An empty map (first start): everything is written, nothing to compare.
+            ops.upsert_keys.reserve(self.count());
+            ops.upsert_values.reserve(self.count());
         }
-        for (k, v) in self.iter() {
-            if actual.get(k) != Some(v) {
+        for (k, v) in self.each() {
+            if actual.lookup(k) != Some(v) {
                 ops.upsert_keys.push(*k);
                 ops.upsert_values.push(*v);
             }
         }
         ops.removes = actual
-            .iter()
-            .filter(|(k, _)| self.get(k).is_none())
+            .each()
+            .filter(|(k, _)| self.lookup(k).is_none())
             .map(|(k, _)| *k)
             .collect();
         ops
     }
 
     /// The writes for the dirty keys, in key order.
-    fn dirty_ops(&self) -> Ops<u32, V> {
+    fn dirty_ops(&self) -> Ops<K, V> {
         let mut ops = Ops::default();
-        for k in self.dirty() {
-            match self.get(&k) {
+        for k in self.dirty_keys() {
+            match self.lookup(&k) {
                 Some(v) => {
                     ops.upsert_keys.push(k);
                     ops.upsert_values.push(*v);
@@ -267,6 +245,43 @@ impl<V: Copy + PartialEq> IndexTable<V> {
             }
         }
         ops
+    }
+}
+
+impl<K: Key, V: Copy + PartialEq> Entries<K, V> for Table<K, V> {
+    fn lookup(&self, key: &K) -> Option<&V> {
+        self.get(key)
+    }
+    fn each<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn dirty_marks(&self) -> &FxHashSet<K> {
+        &self.dirty
+    }
+}
+
+impl<V: Copy + PartialEq> Entries<u32, V> for IndexTable<V> {
+    fn lookup(&self, key: &u32) -> Option<&V> {
+        self.get(key)
+    }
+    fn each<'a>(&'a self) -> impl Iterator<Item = (&'a u32, &'a V)>
+    where
+        V: 'a,
+    {
+        self.iter()
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn dirty_marks(&self) -> &FxHashSet<u32> {
+        &self.dirty
     }
 }
 

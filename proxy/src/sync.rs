@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hashbrown::hash_map::EntryRef;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use waggle_datapath::lb_maps::{LbMapError, LbMaps};
 
@@ -202,18 +203,12 @@ impl<M: LbMaps> Syncer<M> {
             namespace: &slice.namespace,
             name: service,
         };
-        if !self.known.contains_key(&name) {
-            let name = ServiceName {
-                namespace: slice.namespace.clone(),
-                name: service.into(),
-            };
-            self.known.insert(name, Known::default());
-        }
-        let (name, known) = self
-            .known
-            .get_key_value_mut(&name)
-            .expect("inserted if absent");
-        (name.clone(), known)
+        // One lookup; a miss inserts an empty entry under the slice's namespace string.
+        let entry = match self.known.entry_ref(&name) {
+            EntryRef::Occupied(entry) => entry,
+            EntryRef::Vacant(entry) => entry.insert_entry(Known::default()),
+        };
+        (entry.key().clone(), entry.into_mut())
     }
 
     /// Updates the view; returns the services whose plan may have changed (each once).
