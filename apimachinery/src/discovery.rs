@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::{self, Resource};
+use crate::registry::{Registry, Resource};
 
 /// `GET /api`: the core group's versions. `server_address` is `host:port` as clients reach it.
 pub fn api_versions(server_address: &str) -> Value {
@@ -30,8 +30,9 @@ fn group_entry(name: &str, versions: &[&str]) -> Value {
 }
 
 /// `GET /apis`: every non-core group.
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = registry::groups()
+pub fn api_group_list(registry: &Registry) -> Value {
+    let groups: Vec<Value> = registry
+        .groups()
         .iter()
         .map(|(g, vs)| group_entry(g, vs))
         .collect();
@@ -39,8 +40,8 @@ pub fn api_group_list() -> Value {
 }
 
 /// `GET /apis/<group>`: one group, or `None` when it is not served.
-pub fn api_group(group: &str) -> Option<Value> {
-    let (name, versions) = registry::groups().into_iter().find(|(g, _)| *g == group)?;
+pub fn api_group(registry: &Registry, group: &str) -> Option<Value> {
+    let (name, versions) = registry.groups().into_iter().find(|(g, _)| *g == group)?;
     let mut entry = group_entry(name, &versions);
     let obj = entry.as_object_mut().expect("group entry is an object");
     obj.insert("kind".into(), "APIGroup".into());
@@ -86,9 +87,9 @@ fn legacy_subresource(r: &Resource, sub: &str) -> Option<Value> {
 /// `GET /api/v1` or `GET /apis/<group>/<version>`: an `APIResourceList` with each
 /// resource followed by its subresources, sorted by name as upstream does.
 /// `None` when nothing is served at that group/version.
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in registry::in_group_version(group, version) {
+    for r in registry.in_group_version(group, version) {
         resources.push(legacy_resource(r));
         resources.extend(
             r.subresources
@@ -186,11 +187,12 @@ fn aggregated_resource(r: &Resource) -> Value {
     v
 }
 
-fn aggregated_group(group: &str, versions: &[&str]) -> Value {
+fn aggregated_group(registry: &Registry, group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let mut resources: Vec<Value> = registry::in_group_version(group, v)
+            let mut resources: Vec<Value> = registry
+                .in_group_version(group, v)
                 .map(aggregated_resource)
                 .collect();
             resources.sort_by(|a, b| a["resource"].as_str().cmp(&b["resource"].as_str()));
@@ -206,13 +208,14 @@ fn aggregated_group(group: &str, versions: &[&str]) -> Value {
 
 /// Aggregated discovery for `GET /api` (`core == true`) or `GET /apis` (`core == false`)
 /// when the client's `Accept` asks for `APIGroupDiscoveryList`.
-pub fn aggregated(core: bool, version: AggregatedVersion) -> Value {
+pub fn aggregated(registry: &Registry, core: bool, version: AggregatedVersion) -> Value {
     let items: Vec<Value> = if core {
-        vec![aggregated_group("", &["v1"])]
+        vec![aggregated_group(registry, "", &["v1"])]
     } else {
-        registry::groups()
+        registry
+            .groups()
             .iter()
-            .map(|(g, vs)| aggregated_group(g, vs))
+            .map(|(g, vs)| aggregated_group(registry, g, vs))
             .collect()
     };
     json!({
@@ -229,7 +232,7 @@ mod tests {
 
     #[test]
     fn core_resource_list_has_pods_and_subresources() {
-        let list = api_resource_list("", "v1").unwrap();
+        let list = api_resource_list(&Registry::default(), "", "v1").unwrap();
         assert_eq!(list["groupVersion"], "v1");
         let res = list["resources"].as_array().unwrap();
         let pods = res.iter().find(|r| r["name"] == "pods").unwrap();
@@ -252,7 +255,7 @@ mod tests {
 
     #[test]
     fn only_served_subresources_and_verbs_are_advertised() {
-        let core = api_resource_list("", "v1").unwrap();
+        let core = api_resource_list(&Registry::default(), "", "v1").unwrap();
         let names: Vec<&str> = core["resources"]
             .as_array()
             .unwrap()
@@ -274,7 +277,7 @@ mod tests {
             !names.contains(&"services/proxy") && !names.contains(&"pods/proxy"),
             "{names:?}"
         );
-        let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();
+        let authz = api_resource_list(&Registry::default(), "authorization.k8s.io", "v1").unwrap();
         // Upstream's order (alphabetical); the local review is the namespaced one.
         assert_eq!(authz["resources"][0]["name"], "localsubjectaccessreviews");
         assert_eq!(authz["resources"][0]["namespaced"], true);
@@ -284,7 +287,7 @@ mod tests {
 
     #[test]
     fn apps_scale_subresource_is_autoscaling_scale() {
-        let list = api_resource_list("apps", "v1").unwrap();
+        let list = api_resource_list(&Registry::default(), "apps", "v1").unwrap();
         let scale = list["resources"]
             .as_array()
             .unwrap()
@@ -293,17 +296,17 @@ mod tests {
             .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
-        assert!(api_resource_list("apps", "v2").is_none());
+        assert!(api_resource_list(&Registry::default(), "apps", "v2").is_none());
     }
 
     #[test]
     fn group_list_and_group() {
-        let list = api_group_list();
+        let list = api_group_list(&Registry::default());
         let apps = &list["groups"][0];
         assert_eq!(apps["name"], "apps");
         assert_eq!(apps["preferredVersion"]["groupVersion"], "apps/v1");
-        assert_eq!(api_group("batch").unwrap()["kind"], "APIGroup");
-        assert!(api_group("nope").is_none());
+        assert_eq!(api_group(&Registry::default(), "batch").unwrap()["kind"], "APIGroup");
+        assert!(api_group(&Registry::default(), "nope").is_none());
     }
 
     #[test]
@@ -325,7 +328,7 @@ mod tests {
 
     #[test]
     fn aggregated_core_and_groups() {
-        let core = aggregated(true, AggregatedVersion::V2);
+        let core = aggregated(&Registry::default(), true, AggregatedVersion::V2);
         assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2");
         let v1 = &core["items"][0]["versions"][0];
         assert_eq!(v1["version"], "v1");
@@ -344,7 +347,7 @@ mod tests {
                 .iter()
                 .any(|s| s["subresource"] == "status")
         );
-        let groups = aggregated(false, AggregatedVersion::V2Beta1);
+        let groups = aggregated(&Registry::default(), false, AggregatedVersion::V2Beta1);
         assert_eq!(groups["items"][0]["metadata"]["name"], "apps");
         let deploy = groups["items"][0]["versions"][0]["resources"]
             .as_array()

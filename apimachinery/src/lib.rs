@@ -16,11 +16,13 @@
 //! | `PATCH` `application/apply-patch+yaml` | [`apply::apply`] |
 //! | every other create/update/patch (managed fields) | [`apply::record_update`], [`apply::default_manager`] |
 //! | `fieldValidation=Strict\|Warn` | [`openapi::validate::unknown_fields`] and its message helpers |
+//! | custom resource create/update/read with the CRD version's `openAPIV3Schema` | [`schema::prune`], [`schema::apply_defaults`], [`schema::validate`] |
 
 pub mod apply;
 pub mod discovery;
 pub mod openapi;
 pub mod protobuf;
 pub mod registry;
+pub mod schema;
 pub mod strategic_merge;
 pub mod table;

@@ -1,4 +1,6 @@
-//! Version conversion of the one kind served in two versions:
+//! Version conversion: of custom resources served in several versions (conversion
+//! strategy `None`: only `apiVersion` changes, as upstream), and of the one built-in
+//! kind served in two versions,
 //! `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscalers. As upstream, objects
 //! are stored in `v2` (the storage version); a request to `v1` has its body converted
 //! to `v2` before it is stored and every object it reads converted back. Requests to
@@ -14,19 +16,33 @@ const V2: &str = "autoscaling/v2";
 
 /// Whether objects of `resource` are read and written through a conversion.
 pub fn needed(resource: &Resource) -> bool {
-    resource.group == "autoscaling" && resource.version == "v1"
+    match resource.custom {
+        Some(custom) => custom.storage_version != resource.version,
+        None => resource.group == "autoscaling" && resource.version == "v1",
+    }
 }
 
 /// Converts a stored object to the version `resource` is served in (no-op otherwise).
 pub fn to_request(resource: &Resource, obj: &mut Value) {
-    if needed(resource) && obj.get("apiVersion").and_then(Value::as_str) == Some(V2) {
+    if resource.custom.is_some() {
+        set_api_version(obj, &resource.api_version());
+    } else if needed(resource) && obj.get("apiVersion").and_then(Value::as_str) == Some(V2) {
         *obj = v2_to_v1(obj);
     }
 }
 
 /// The object to store for a write to `resource`: `obj` itself, or its `v2` form
-/// completed with the `v2`-only fields of `previous` (the stored object it replaces).
+/// completed with the `v2`-only fields of `previous` (the stored object it replaces),
+/// or a custom resource in its storage version.
 pub fn to_storage(resource: &Resource, obj: &Value, previous: Option<&Value>) -> Option<Value> {
+    if let Some(custom) = resource.custom {
+        if !needed(resource) {
+            return None;
+        }
+        let mut stored = obj.clone();
+        set_api_version(&mut stored, &format!("{}/{}", resource.group, custom.storage_version));
+        return Some(stored);
+    }
     if !needed(resource) || obj.get("apiVersion").and_then(Value::as_str) != Some(V1) {
         return None;
     }
@@ -47,6 +63,12 @@ pub fn to_storage(resource: &Resource, obj: &Value, previous: Option<&Value>) ->
         }
     }
     Some(stored)
+}
+
+fn set_api_version(obj: &mut Value, api_version: &str) {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(api_version.to_owned()));
+    }
 }
 
 fn items<'a>(obj: &'a Value, pointer: &str) -> &'a [Value] {

@@ -21,7 +21,16 @@ fn child<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {
 
 pub fn apply(resource: &Resource, obj: &mut Value) {
     crate::kubectl::omitempty::drop_empty_metadata(obj);
+    if let Some(custom) = resource.custom {
+        // A custom resource keeps only what its schema declares, then takes its defaults.
+        if let Some(schema) = custom.structural_schema() {
+            waggle_apimachinery::schema::prune(schema, obj);
+            waggle_apimachinery::schema::apply_defaults(schema, obj);
+        }
+        return;
+    }
     match (resource.group, resource.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crate::crd::default_definition(obj),
         ("", "Pod") => pod_spec(child(obj, "spec")),
         ("", "Service") => service(obj),
         ("", "Secret") => default(obj, "type", json!("Opaque")),

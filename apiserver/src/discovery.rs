@@ -5,6 +5,7 @@
 //! OpenAPI are negotiated in [`crate::router`]).
 
 use serde_json::{Value, json};
+use waggle_apimachinery::registry::Registry;
 
 /// The Kubernetes minor version we serve (it picks the kubectl binary that talks to us).
 pub const MINOR: &str = "32";
@@ -29,18 +30,18 @@ pub fn core_versions(server: &str) -> Value {
 }
 
 /// `/apis`: every other group.
-pub fn groups() -> Value {
-    waggle_apimachinery::discovery::api_group_list()
+pub fn groups(registry: &Registry) -> Value {
+    waggle_apimachinery::discovery::api_group_list(registry)
 }
 
 /// `/apis/<group>`: one group.
-pub fn group_document(name: &str) -> Option<Value> {
-    waggle_apimachinery::discovery::api_group(name)
+pub fn group_document(registry: &Registry, name: &str) -> Option<Value> {
+    waggle_apimachinery::discovery::api_group(registry, name)
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`: the resources with their verbs.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    waggle_apimachinery::discovery::api_resource_list(group, version)
+pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
+    waggle_apimachinery::discovery::api_resource_list(registry, group, version)
 }
 
 #[cfg(test)]
@@ -49,13 +50,13 @@ mod tests {
 
     #[test]
     fn documents_list_registry_entries() {
-        let core = resource_list("", "v1").unwrap();
+        let core = resource_list(&Registry::default(), "", "v1").unwrap();
         let names: Vec<&str> = core["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
         assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"pods/binding"));
-        let apps = resource_list("apps", "v1").unwrap();
+        let apps = resource_list(&Registry::default(), "apps", "v1").unwrap();
         let scale = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
         assert_eq!(scale["group"], "autoscaling");
-        assert!(resource_list("nope", "v1").is_none());
-        assert_eq!(groups()["groups"][0]["name"], "apps");
+        assert!(resource_list(&Registry::default(), "nope", "v1").is_none());
+        assert_eq!(groups(&Registry::default())["groups"][0]["name"], "apps");
     }
 }

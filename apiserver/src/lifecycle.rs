@@ -38,6 +38,13 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) {
     if !resource.has_subresource("status") {
         return;
     }
+    if resource.custom.is_some() {
+        // As upstream's custom resource strategy: status is written through its subresource.
+        if let Some(map) = obj.as_object_mut() {
+            map.remove("status");
+        }
+        return;
+    }
     match (resource.group, resource.kind) {
         ("", "Pod") => {
             let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
@@ -81,10 +88,29 @@ pub fn prepare_update(resource: &Resource, new: &mut Value, old: &Value) {
     if resource.group.is_empty() && resource.kind == "Service" {
         drop_type_dependent_fields(new, old);
     }
-    if tracks_generation(resource) && new.get("spec") != old.get("spec") {
+    if tracks_generation(resource) && spec_changed(resource, new, old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         objects::meta_mut(new).insert("generation".into(), json!(generation));
     }
+}
+
+/// Whether an update changes what `metadata.generation` counts: the spec, or for a
+/// custom resource everything but metadata (and status, when it has its subresource).
+fn spec_changed(resource: &Resource, new: &Value, old: &Value) -> bool {
+    if resource.custom.is_none() {
+        return new.get("spec") != old.get("spec");
+    }
+    let counted = |obj: &Value| -> Value {
+        let mut obj = obj.clone();
+        if let Some(map) = obj.as_object_mut() {
+            map.remove("metadata");
+            if resource.has_subresource("status") {
+                map.remove("status");
+            }
+        }
+        obj
+    };
+    counted(new) != counted(old)
 }
 
 /// A Service leaving NodePort/LoadBalancer loses the node ports it carried over, as

@@ -110,7 +110,11 @@ pub async fn resume_cleanups(state: &Arc<ApiState>) -> Result<(), StoreError> {
 /// One pass; `Ok(true)` when the namespace is gone.
 async fn cleanup_once(state: &ApiState, namespace: &str) -> Result<bool, ApiError> {
     let mut remaining = 0;
-    for resource in registry::RESOURCES.iter().filter(|r| r.namespaced()) {
+    let registry = state.registry();
+    let mut collections: Vec<&'static Resource> = registry.all().filter(|r| r.namespaced()).collect();
+    // A custom resource served in several versions is stored once.
+    collections.dedup_by(|a, b| (a.group, a.plural) == (b.group, b.plural));
+    for resource in collections {
         let prefix = keys::collection_prefix(resource, Some(namespace));
         let list = state
             .store

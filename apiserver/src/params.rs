@@ -26,6 +26,11 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value given for `name`, in order (`?exclude=a&exclude=b`).
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// A non-empty value.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|v| !v.is_empty())
@@ -44,7 +49,7 @@ impl Params {
 
     /// `dryRun=All`; any other value is rejected as upstream does.
     pub fn dry_run(&self) -> Result<bool, ApiError> {
-        let values: Vec<&str> = self.0.iter().filter(|(k, _)| k == "dryRun").map(|(_, v)| v.as_str()).collect();
+        let values: Vec<&str> = self.values("dryRun").collect();
         match values.as_slice() {
             [] => Ok(false),
             ["All"] => Ok(true),

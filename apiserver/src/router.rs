@@ -64,7 +64,7 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
     // Kept for the kubelet-bound subresources that upgrade the connection (exec, ...).
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let params = Params::parse(parts.uri.query());
-    let parsed = target::parse(parts.uri.path());
+    let parsed = target::parse(&ctx.state.registry(), parts.uri.path());
     let kubelet_route = kubelet::route(parts.uri.path());
     let mut attributes = Attributes {
         verb: parts.method.as_str().to_ascii_lowercase(),
@@ -165,6 +165,12 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                     if let Err(e) = ctx.state.authorizer.index.refresh(group, plural).await {
                         tracing::warn!(error = %e, "re-reading indexed objects failed");
                     }
+                    // Likewise for the resources a CustomResourceDefinition serves.
+                    if crate::crd::is_definitions(group, plural)
+                        && let Err(e) = crate::crd::refresh(&ctx.state).await
+                    {
+                        tracing::warn!(error = %e, "re-reading definitions failed");
+                    }
                 }
                 response
             }
@@ -225,12 +231,20 @@ async fn non_resource(
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let bytes = |content_type: String, body: &'static [u8]| {
+    let bytes = |content_type: String, body: std::borrow::Cow<'static, [u8]>| {
+        let body = match body {
+            std::borrow::Cow::Borrowed(cached) => axum::body::Body::from(cached),
+            std::borrow::Cow::Owned(built) => axum::body::Body::from(built),
+        };
         Ok(([(http::header::CONTENT_TYPE, content_type)], body).into_response())
     };
     if let ["api"] | ["apis"] = segments.as_slice() {
         if let Some(version) = apimachinery_discovery::negotiate_aggregated(accept) {
-            let document = apimachinery_discovery::aggregated(segments == ["api"], version);
+            let document = apimachinery_discovery::aggregated(
+                &ctx.state.registry(),
+                segments == ["api"],
+                version,
+            );
             let body = serde_json::to_vec(&document).unwrap_or_default();
             return Ok((
                 [(
@@ -245,10 +259,13 @@ async fn non_resource(
     match segments.as_slice() {
         ["openapi", "v2"] => {
             let (content_type, body) = openapi::v2_response(accept);
-            bytes(content_type.to_owned(), body)
+            bytes(content_type.to_owned(), body.into())
         }
-        ["openapi", "v3"] => bytes("application/json".into(), openapi::v3_index_bytes()),
-        ["openapi", "v3", rest @ ..] => match openapi::v3_document_bytes(&rest.join("/")) {
+        ["openapi", "v3"] => bytes(
+            "application/json".into(),
+            openapi::v3_index_bytes(&ctx.state.registry()),
+        ),
+        ["openapi", "v3", rest @ ..] => match openapi::v3_document_bytes(&ctx.state.registry(), &rest.join("/")) {
             Some(body) => bytes("application/json".into(), body),
             None => Err(not_found()),
         },
@@ -263,15 +280,20 @@ async fn non_resource(
             .into_response()),
         ["version"] => json(discovery::version()),
         ["api"] => json(discovery::core_versions(&ctx.server_address)),
-        ["apis"] => json(discovery::groups()),
-        ["api", version] => {
-            discovery::resource_list("", version).map_or_else(|| Err(not_found()), json)
+        ["apis"] => json(discovery::groups(&ctx.state.registry())),
+        ["api", version] => discovery::resource_list(&ctx.state.registry(), "", version)
+            .map_or_else(|| Err(not_found()), json),
+        ["apis", group] => discovery::group_document(&ctx.state.registry(), group)
+            .map_or_else(|| Err(not_found()), json),
+        ["apis", group, version] => discovery::resource_list(&ctx.state.registry(), group, version)
+            .map_or_else(|| Err(not_found()), json),
+        [endpoint @ ("healthz" | "livez" | "readyz"), rest @ ..] => {
+            let params = Params::parse(uri.query());
+            match crate::health::serve(&ctx.state, endpoint, rest, &params).await {
+                Some((code, text)) => Ok((code, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
+                None => Err(not_found()),
+            }
         }
-        ["apis", group] => discovery::group_document(group).map_or_else(|| Err(not_found()), json),
-        ["apis", group, version] => {
-            discovery::resource_list(group, version).map_or_else(|| Err(not_found()), json)
-        }
-        ["healthz" | "livez" | "readyz", ..] => health(ctx).await,
         ["metrics"] => Ok((
             [(
                 http::header::CONTENT_TYPE,
@@ -284,13 +306,3 @@ async fn non_resource(
     }
 }
 
-async fn health(ctx: &Ctx) -> Result<Response, ApiError> {
-    match ctx.state.store.current_revision().await {
-        Ok(_) => Ok((
-            [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "ok",
-        )
-            .into_response()),
-        Err(e) => Err(ApiError::internal(format!("[-]etcd failed: {e}"))),
-    }
-}

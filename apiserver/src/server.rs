@@ -79,6 +79,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     /// Keeps the RBAC index current.
     rbac_sync: JoinHandle<()>,
+    /// Keeps the served custom resources current.
+    definitions_sync: JoinHandle<()>,
 }
 
 impl Running {
@@ -93,12 +95,14 @@ impl Running {
             let _ = task.await;
         }
         self.rbac_sync.abort();
+        self.definitions_sync.abort();
     }
 
     /// Stops accepting and closes connections.
     pub async fn shutdown(self) {
         self.handle.shutdown();
         self.rbac_sync.abort();
+        self.definitions_sync.abort();
         for task in &self.tasks {
             task.abort();
         }
@@ -163,10 +167,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         settings: config.settings,
         tokens: tokens.clone(),
         authorizer: authorizer.clone(),
+        definitions: Default::default(),
     });
     bootstrap(&state).await?;
     crate::authz::bootstrap::ensure(state.store.as_ref()).await?;
     let rbac_sync = rbac.clone().follow(rbac.load().await?);
+    let definitions_sync = crate::crd::follow(state.clone(), crate::crd::refresh(&state).await?);
 
     let url = format!("https://{}", client_addr(https_addr));
     let kubeconfig_path = config.data_dir.join("admin.kubeconfig");
@@ -227,6 +233,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         handle,
         tasks,
         rbac_sync,
+        definitions_sync,
     })
 }
 

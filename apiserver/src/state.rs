@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use waggle_apimachinery::registry::Registry;
 use waggle_store::Store;
 
 use crate::alloc::Allocator;
@@ -45,6 +46,15 @@ pub struct ApiState {
     pub tokens: Arc<crate::authn::tokens::Issuer>,
     /// RBAC: the request gate's and the access reviews' authorizer.
     pub authorizer: Arc<crate::authz::Authorizer>,
+    /// The CustomResourceDefinitions that add to the served resources.
+    pub definitions: crate::crd::Definitions,
+}
+
+impl ApiState {
+    /// A snapshot of the served resources: built-in and custom.
+    pub fn registry(&self) -> Registry {
+        self.definitions.registry()
+    }
 }
 
 pub type Shared = Arc<ApiState>;

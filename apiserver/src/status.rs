@@ -208,6 +208,12 @@ impl ApiError {
                     .map(|info| info.group)
             })
             .unwrap_or("");
+        Self::invalid_in(group, kind, name, causes)
+    }
+
+    /// [`ApiError::invalid`] for a kind of `group` (custom resources' kinds are not
+    /// in the built-in table).
+    pub fn invalid_in(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let qualified_kind = if group.is_empty() {
             kind.to_owned()
         } else {

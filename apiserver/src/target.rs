@@ -3,7 +3,7 @@
 //! Shapes served (as kube-apiserver): `/api/v1/[watch/][namespaces/NS/]PLURAL[/NAME[/SUB]]`
 //! and the same under `/apis/GROUP/VERSION/`.
 
-use waggle_apimachinery::registry::{self, Resource};
+use waggle_apimachinery::registry::{Registry, Resource};
 
 use crate::status::ApiError;
 
@@ -26,8 +26,9 @@ impl Target {
     }
 }
 
-/// Parses `path`; `Ok(None)` if it is not under `/api/v1` or `/apis/G/V` with a resource.
-pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
+/// Parses `path` against the served resources; `Ok(None)` if it is not under `/api/v1`
+/// or `/apis/G/V` with a resource.
+pub fn parse(registry: &Registry, path: &str) -> Result<Option<Target>, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
@@ -41,7 +42,7 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
     // `namespaces/NS/PLURAL...` addresses a namespaced resource when PLURAL is one.
     let (namespace, rest): (Option<String>, Vec<&str>) = match rest {
         ["namespaces", ns, plural, tail @ ..]
-            if registry::find(group, version, plural).is_some_and(Resource::namespaced) =>
+            if registry.find(group, version, plural).is_some_and(Resource::namespaced) =>
         {
             let mut segments = vec![*plural];
             segments.extend_from_slice(tail);
@@ -51,7 +52,7 @@ pub fn parse(path: &str) -> Result<Option<Target>, ApiError> {
     };
     let Some(resource) = rest
         .first()
-        .and_then(|plural| registry::find(group, version, plural))
+        .and_then(|plural| registry.find(group, version, plural))
     else {
         return Ok(None);
     };
@@ -134,7 +135,7 @@ mod tests {
     use super::*;
 
     fn t(path: &str) -> Target {
-        parse(path).unwrap().unwrap()
+        parse(&Registry::default(), path).unwrap().unwrap()
     }
 
     #[test]
@@ -200,13 +201,13 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_none() {
-        assert!(parse("/api/v1/widgets").unwrap().is_none());
-        assert!(parse("/api/v1/pods/x").unwrap().is_none());
+        assert!(parse(&Registry::default(), "/api/v1/widgets").unwrap().is_none());
+        assert!(parse(&Registry::default(), "/api/v1/pods/x").unwrap().is_none());
         assert!(
-            parse("/api/v1/namespaces/a/configmaps/b/status")
+            parse(&Registry::default(), "/api/v1/namespaces/a/configmaps/b/status")
                 .unwrap()
                 .is_none()
         );
-        assert!(parse("/version").unwrap().is_none());
+        assert!(parse(&Registry::default(), "/version").unwrap().is_none());
     }
 }

@@ -5,6 +5,7 @@
 //! decode only finds what upstream's decoder would reject or warn about.
 
 use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling, storage};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -51,6 +52,7 @@ fn typed_roundtrip(resource: &Resource, value: &Value) -> Result<Option<Value>, 
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<rbac::v1::ClusterRoleBinding>(value),
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<scheduling::v1::PriorityClass>(value),
         ("storage.k8s.io", "StorageClass") => roundtrip::<storage::v1::StorageClass>(value),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip::<CustomResourceDefinition>(value),
         ("autoscaling", "HorizontalPodAutoscaler") if resource.version == "v1" => {
             roundtrip::<autoscaling::v1::HorizontalPodAutoscaler>(value)
         }

@@ -74,6 +74,13 @@ fn sample(kind: &str, name: &str) -> Value {
         }),
         "StorageClass" => json!({"provisioner": "example.com/disk"}),
         "PriorityClass" => json!({"value": 100}),
+        "CustomResourceDefinition" => json!({"spec": {
+            "group": "crud.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}],
+        }}),
         other => panic!("no sample for {other}"),
     };
     let mut obj = body;
@@ -103,7 +110,11 @@ both_backends!(every_kind_round_trips, |backend: Backend| async move {
         } else {
             Api::all_with(server.client.clone(), &ar)
         };
-        let name = format!("x-{}", resource.singular);
+        let name = match resource.kind {
+            // A definition's name is its plural and group.
+            "CustomResourceDefinition" => "widgets.crud.example.com".to_owned(),
+            _ => format!("x-{}", resource.singular),
+        };
         let mut body = sample(resource.kind, &name);
         body["apiVersion"] = json!(resource.api_version());
         body["kind"] = json!(resource.kind);
@@ -159,9 +170,21 @@ both_backends!(every_kind_round_trips, |backend: Backend| async move {
         api.delete(&name, &DeleteParams::default())
             .await
             .unwrap_or_else(|e| panic!("delete {}: {e}", resource.kind));
-        match api.get(&name).await {
-            Err(kube::Error::Api(status)) => assert_eq!(status.code, 404, "{}", resource.kind),
-            other => panic!("{} still there after delete: {other:?}", resource.kind),
+        // A definition goes once its objects are gone (behind its clean-up finalizer).
+        let mut last = None;
+        for _ in 0..100 {
+            match api.get(&name).await {
+                Err(kube::Error::Api(status)) => {
+                    assert_eq!(status.code, 404, "{}", resource.kind);
+                    last = None;
+                    break;
+                }
+                other => last = Some(other),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if let Some(other) = last {
+            panic!("{} still there after delete: {other:?}", resource.kind);
         }
     }
 });

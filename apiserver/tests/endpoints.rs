@@ -22,9 +22,18 @@ async fn version_health_metrics_discovery() {
     let version: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((code, version["major"].as_str(), version["minor"].as_str()), (200, Some("1"), Some("32")));
     assert!(version["gitVersion"].as_str().unwrap().starts_with("v1.32."));
-    for path in ["/healthz", "/livez", "/readyz"] {
+    for path in ["/healthz", "/livez", "/readyz", "/readyz/etcd", "/livez/ping"] {
         assert_eq!(get(&server, path, None).await, (200, "ok".to_owned()));
     }
+    assert_eq!(
+        get(&server, "/readyz?verbose", None).await,
+        (200, "[+]ping ok\n[+]log ok\n[+]etcd ok\nreadyz check passed\n".to_owned())
+    );
+    assert_eq!(
+        get(&server, "/livez?verbose&exclude=etcd", None).await,
+        (200, "[+]ping ok\n[+]log ok\n[+]etcd excluded: ok\nlivez check passed\n".to_owned())
+    );
+    assert_eq!(get(&server, "/readyz/nope", None).await.0, 404);
     let (_, core) = get(&server, "/api/v1", None).await;
     let core: Value = serde_json::from_str(&core).unwrap();
     assert!(core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/status"));

@@ -15,6 +15,8 @@ mod apply;
 mod auth;
 #[path = "kubectl_support/create.rs"]
 mod create;
+#[path = "kubectl_support/custom.rs"]
+mod custom;
 #[path = "kubectl_support/describe.rs"]
 mod describe;
 #[path = "kubectl_support/discovery.rs"]

@@ -10,6 +10,7 @@ use k8s_openapi::api::{
     apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,
     networking, policy, rbac, scheduling, storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -22,8 +23,16 @@ pub type Definitions = Map<String, Value>;
 
 const REF_PREFIX: &str = "#/definitions/";
 
-/// `io.k8s.api.<short group>.<version>.<kind>`, the name upstream gives a kind's schema.
+/// The name upstream gives a kind's schema: `io.k8s.api.<short group>.<version>.<kind>`
+/// for built-in kinds, the reversed group for custom ones (`com.example.stable.v1.CronTab`).
 pub fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    if group == registry::custom::GROUP {
+        return format!("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}.{kind}");
+    }
+    if !group.is_empty() && !registry::RESOURCES.iter().any(|r| r.group == group) {
+        let reversed: Vec<&str> = group.split('.').rev().collect();
+        return format!("{}.{version}.{kind}", reversed.join("."));
+    }
     let short = if group.is_empty() {
         "core"
     } else {
@@ -108,6 +117,7 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
             rbac::v1::Role,
         ),
         ("storage.k8s.io", "v1") => add_types!(generator, storage::v1::StorageClass),
+        ("apiextensions.k8s.io", "v1") => add_types!(generator, apiextensions::CustomResourceDefinition),
         ("scheduling.k8s.io", "v1") => add_types!(generator, scheduling::v1::PriorityClass),
         ("coordination.k8s.io", "v1") => add_types!(generator, coordination::v1::Lease),
         ("authentication.k8s.io", "v1") => {

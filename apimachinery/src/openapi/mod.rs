@@ -13,6 +13,7 @@
 //! kubectls always use v2).
 //! [`all_definitions`] and [`navigate::Node`] give the other modules the schemas.
 
+pub mod custom;
 pub mod definitions;
 pub mod navigate;
 pub mod patch_meta;
@@ -20,11 +21,12 @@ pub mod paths;
 pub mod proto;
 pub mod validate;
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-use crate::registry;
+use crate::registry::{self, Registry};
 use definitions::Definitions;
 use paths::Dialect;
 
@@ -78,18 +80,33 @@ pub fn v2_response(accept: &str) -> (&'static str, &'static [u8]) {
     }
 }
 
-/// The serialized `/openapi/v3` index (cached).
-pub fn v3_index_bytes() -> &'static [u8] {
+/// The serialized `/openapi/v3` index of `registry`: the built-in group versions'
+/// (cached) and the custom ones'.
+pub fn v3_index_bytes(registry: &Registry) -> Cow<'static, [u8]> {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| serde_json::to_vec(v3_index()).expect("documents serialize"))
+    let custom = custom::paths(registry);
+    if custom.is_empty() {
+        return Cow::Borrowed(BYTES.get_or_init(|| serde_json::to_vec(v3_index()).expect("documents serialize")));
+    }
+    let mut index = v3_index().clone();
+    for (path, group, version) in custom {
+        let hash = fnv1a(custom::document(registry, group, version).to_string().as_bytes());
+        index["paths"][&path] = json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash:016X}")});
+    }
+    Cow::Owned(serde_json::to_vec(&index).expect("documents serialize"))
 }
 
-/// The serialized `/openapi/v3/<path>` document (cached), `None` when not served.
-pub fn v3_document_bytes(path: &str) -> Option<&'static [u8]> {
+/// The serialized `/openapi/v3/<path>` document of `registry` (cached for built-in
+/// group versions), `None` when not served.
+pub fn v3_document_bytes(registry: &Registry, path: &str) -> Option<Cow<'static, [u8]>> {
     static BYTES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     let all = BYTES.get_or_init(|| v3().docs.iter().map(|(p, d)| (p.clone(), serde_json::to_vec(d).expect("documents serialize"))).collect());
     let path = path.split('?').next().unwrap_or_default().trim_matches('/');
-    all.iter().find(|(p, _)| p == path).map(|(_, b)| b.as_slice())
+    if let Some((_, bytes)) = all.iter().find(|(p, _)| p == path) {
+        return Some(Cow::Borrowed(bytes.as_slice()));
+    }
+    let (_, group, version) = custom::paths(registry).into_iter().find(|(p, _, _)| p == path)?;
+    Some(Cow::Owned(serde_json::to_vec(&custom::document(registry, group, version)).expect("documents serialize")))
 }
 
 /// The v3 discovery paths served: `api/v1`, `apis/apps/v1`, ...
@@ -140,7 +157,7 @@ fn build_v3(group: &str, version: &str) -> Value {
         q.insert("oneOf".into(), json!([{"type": "string"}, {"type": "number"}]));
     }
     let mut p = Map::new();
-    for r in registry::in_group_version(group, version) {
+    for r in registry::Registry::default().in_group_version(group, version) {
         paths::add_resource_paths(Dialect::OpenApi3, r, &mut p);
     }
     json!({
@@ -222,8 +239,8 @@ mod tests {
         let (ct, body) = v2_response("application/json");
         assert_eq!(ct, "application/json");
         assert_eq!(serde_json::from_slice::<Value>(body).unwrap()["swagger"], "2.0");
-        assert!(v3_document_bytes("api/v1?hash=ABC").is_some());
-        assert!(serde_json::from_slice::<Value>(v3_index_bytes()).unwrap()["paths"].is_object());
+        assert!(v3_document_bytes(&Registry::default(), "api/v1?hash=ABC").is_some());
+        assert!(serde_json::from_slice::<Value>(&v3_index_bytes(&Registry::default())).unwrap()["paths"].is_object());
     }
 
     #[test]

@@ -53,6 +53,13 @@ const PATCH_TYPES: &[&str] = &[
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 ];
+/// Custom resources have no strategic merge patch (kubectl reads this list to choose
+/// the patch `apply` sends).
+const CUSTOM_PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
 
 struct Param {
     name: &'static str,
@@ -211,6 +218,7 @@ pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Valu
     };
     let kind_def = definition_name(r.group, r.version, r.kind);
     let list_def = format!("{kind_def}List");
+    let patch_types = if r.custom.is_some() { CUSTOM_PATCH_TYPES } else { PATCH_TYPES };
     let status_def = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
     let gvk = json!({"group": r.group, "kind": r.kind, "version": r.version});
     let mut path_params = Vec::new();
@@ -336,7 +344,7 @@ pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Valu
         operation(
             d,
             &Op {
-                body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)),
+                body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", patch_types)),
                 params: patch_params,
                 ..op(
                     "patch",
@@ -407,7 +415,7 @@ pub fn add_resource_paths(d: Dialect, r: &Resource, paths: &mut Map<String, Valu
             operation(
                 d,
                 &Op {
-                    body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", PATCH_TYPES)),
+                    body: Some(("io.k8s.apimachinery.pkg.apis.meta.v1.Patch", patch_types)),
                     params: patch_params,
                     ..sop("patch", "patch", "partially update")
                 },

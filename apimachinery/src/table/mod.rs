@@ -17,6 +17,7 @@ macro_rules! field {
 
 mod age;
 mod core;
+pub mod custom;
 mod ingress;
 mod pod;
 mod policy;
@@ -181,10 +182,20 @@ pub fn to_table(
     include: IncludeObject,
     now: Timestamp,
 ) -> Value {
-    let p = printer(resource.kind, resource.group).unwrap_or(Printer {
+    // A subresource's own kind prints as itself (`--subresource=scale`).
+    let scale = body["kind"] == "Scale" && body["apiVersion"] == "autoscaling/v1";
+    let (group, kind, custom) = match scale {
+        true => ("autoscaling", "Scale", None),
+        false => (resource.group, resource.kind, resource.custom),
+    };
+    let p = printer(kind, group).unwrap_or(Printer {
         columns: DEFAULT_COLUMNS,
         cells: default_cells,
     });
+    let row_cells = |obj: &Value| match custom {
+        Some(c) => custom::cells(c, obj, now),
+        None => (p.cells)(obj, now),
+    };
     let items: Vec<&Value> = match body.get("items").and_then(Value::as_array) {
         Some(items) => items.iter().collect(),
         None => vec![body],
@@ -192,7 +203,7 @@ pub fn to_table(
     let rows: Vec<Value> = items
         .into_iter()
         .map(|obj| {
-            let mut row = json!({"cells": (p.cells)(obj, now)});
+            let mut row = json!({"cells": row_cells(obj)});
             if let Some(conditions) = pod::row_conditions(resource, obj) {
                 row["conditions"] = conditions;
             }
@@ -210,13 +221,16 @@ pub fn to_table(
             }
         }
     }
-    let columns: Vec<Value> = p
-        .columns
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "type": c.kind, "format": c.format, "description": describe(&c.description), "priority": c.priority})
-        })
-        .collect();
+    let columns: Vec<Value> = match custom {
+        Some(c) => custom::columns(c),
+        None => p
+            .columns
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "type": c.kind, "format": c.format, "description": describe(&c.description), "priority": c.priority})
+            })
+            .collect(),
+    };
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

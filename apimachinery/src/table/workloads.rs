@@ -103,9 +103,23 @@ pub(super) fn printer(kind: &str, group: &str) -> Option<Printer> {
         ("batch", "Job") => (JOB, job),
         ("batch", "CronJob") => (CRON_JOB, cron_job),
         ("apps", "ControllerRevision") => (CONTROLLER_REVISION, controller_revision),
+        ("autoscaling", "Scale") => (SCALE, scale),
         _ => return None,
     };
     Some(Printer { columns, cells })
+}
+
+/// The `scale` subresource (`kubectl get deploy x --subresource=scale`); upstream's
+/// name column has no `name` format here.
+static SCALE: &[Column] = &[
+    col("Name", "string", 0, Description::Field(super::META, "name")),
+    col("Desired", "integer", 0, field!("autoscaling.v1.ScaleSpec", "replicas")),
+    col("Available", "integer", 0, field!("autoscaling.v1.ScaleStatus", "replicas")),
+    AGE,
+];
+
+fn scale(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![name(obj).into(), i(obj, "/spec/replicas").into(), i(obj, "/status/replicas").into(), age(obj, now)]
 }
 
 /// `spec.replicas`, defaulted to 1 as the API server's defaulting does.

@@ -31,6 +31,11 @@ pub async fn create(state: &ApiState, target: &Target, params: &Params, headers:
 /// Creates `obj` (already parsed) in the collection `target` names.
 pub async fn create_object(state: &ApiState, target: &Target, params: &Params, mut obj: Value) -> Result<Reply, ApiError> {
     let resource = target.resource;
+    if resource.custom.is_some_and(|c| c.terminating) {
+        return Err(ApiError::MethodNotAllowed {
+            message: "create not allowed while custom resource definition is terminating".into(),
+        });
+    }
     let dry_run = params.dry_run()?;
     body::check_kind(resource, &mut obj)?;
     body::check_namespace(resource, &mut obj, target.namespace.as_deref())?;

@@ -126,6 +126,7 @@ pub async fn delete_object(
     let key = keys::object_key(resource, namespace, name);
     let is_pod = resource.group.is_empty() && resource.kind == "Pod";
     let is_namespace = resource.group.is_empty() && resource.kind == "Namespace";
+    let is_definition = crate::crd::is_definitions(resource.group, resource.plural);
     loop {
         let kv = state
             .store
@@ -169,6 +170,10 @@ pub async fn delete_object(
         if is_namespace {
             marked["status"] = json!({"phase": "Terminating"});
             pending = true;
+        }
+        if is_definition && !objects::is_deleting(&obj) {
+            // Its objects go first (see `crd::spawn_cleanup`).
+            crate::crd::mark_terminating(&mut marked);
         }
         if !objects::finalizers(&marked).is_empty() {
             pending = true;
@@ -292,6 +297,9 @@ pub async fn delete(
         Deleted::Pending(obj) => {
             if resource.group.is_empty() && resource.kind == "Namespace" && !dry_run {
                 namespaces::spawn_cleanup(state.clone(), name.to_owned());
+            }
+            if crate::crd::is_definitions(resource.group, resource.plural) && !dry_run {
+                crate::crd::spawn_cleanup(state.clone(), name.to_owned());
             }
             Ok(Reply::ok(obj))
         }

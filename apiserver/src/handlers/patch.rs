@@ -104,6 +104,12 @@ pub async fn patch(
     bytes: &[u8],
 ) -> Result<Reply, ApiError> {
     let kind = PatchKind::from_headers(headers)?;
+    if kind == PatchKind::StrategicMerge && target.resource.custom.is_some() {
+        // Custom resources have no merge keys to patch by, as upstream.
+        return Err(ApiError::UnsupportedMediaType {
+            message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+        });
+    }
     let patch = parse_patch(kind, bytes)?;
     if kind == PatchKind::Apply {
         return super::apply::apply(state, target, params, &patch).await;

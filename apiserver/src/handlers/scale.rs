@@ -1,4 +1,5 @@
-//! The `scale` subresource: an `autoscaling/v1` Scale view of `spec.replicas`.
+//! The `scale` subresource: an `autoscaling/v1` Scale view of `spec.replicas` (of the
+//! fields a CustomResourceDefinition names, for a custom resource).
 
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -14,16 +15,29 @@ use crate::state::ApiState;
 use crate::status::{ApiError, Cause};
 use crate::target::Target;
 
+/// A JSON pointer for a scale path of a definition (`.spec.replicas` → `/spec/replicas`).
+fn pointer(path: &str) -> String {
+    path.replace('.', "/")
+}
+
 /// The Scale of an object.
-pub fn scale_of(obj: &Value) -> Value {
-    let selector = match obj.pointer("/spec/selector") {
-        Some(sel) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
+pub fn scale_of(resource: &Resource, obj: &Value) -> Value {
+    let paths = resource.custom.and_then(|c| c.scale.as_ref());
+    let selector = match (paths, obj.pointer("/spec/selector")) {
+        (Some(paths), _) => paths
+            .label_selector
+            .as_deref()
+            .and_then(|path| obj.pointer(&pointer(path)))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        (None, Some(sel)) if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() => {
             Selector::from_object(sel)
                 .map(|s| s.to_string())
                 .unwrap_or_default()
         }
         // ReplicationControllers have a plain map selector.
-        Some(Value::Object(map)) => {
+        (None, Some(Value::Object(map))) => {
             let mut pairs: Vec<String> = map
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
@@ -46,13 +60,17 @@ pub fn scale_of(obj: &Value) -> Value {
             metadata[key] = v.clone();
         }
     }
+    let (spec_replicas, status_replicas) = match paths {
+        Some(p) => (pointer(&p.spec_replicas), pointer(&p.status_replicas)),
+        None => ("/spec/replicas".into(), "/status/replicas".into()),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(&spec_replicas).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "replicas": obj.pointer(&status_replicas).cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
     })
@@ -83,12 +101,20 @@ fn apply_scale(resource: &Resource, obj: &Value, scale: &Value) -> Result<Value,
         )));
     }
     let mut new = obj.clone();
-    new["spec"]["replicas"] = replicas;
+    let path = resource.custom.and_then(|c| c.scale.as_ref()).map_or(".spec.replicas", |p| p.spec_replicas.as_str());
+    let mut at = &mut new;
+    for field in path.trim_start_matches('.').split('.') {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        at = at.as_object_mut().expect("made an object").entry(field).or_insert(Value::Null);
+    }
+    *at = replicas;
     Ok(new)
 }
 
 pub async fn get(state: &ApiState, target: &Target) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(scale_of(&super::get::read(state, target).await?)))
+    Ok(Reply::ok(scale_of(target.resource, &super::get::read(state, target).await?)))
 }
 
 pub async fn update(
@@ -112,7 +138,7 @@ pub async fn update(
     let written = update
         .run(|current| apply_scale(resource, current, &scale))
         .await?;
-    Ok(Reply::ok(scale_of(&written)))
+    Ok(Reply::ok(scale_of(resource, &written)))
 }
 
 pub async fn patch(
@@ -136,9 +162,9 @@ pub async fn patch(
     };
     let written = update
         .run(|current| {
-            let scale = apply_patch(kind, &patch, &scale_of(current))?;
+            let scale = apply_patch(kind, &patch, &scale_of(resource, current))?;
             apply_scale(resource, current, &scale)
         })
         .await?;
-    Ok(Reply::ok(scale_of(&written)))
+    Ok(Reply::ok(scale_of(resource, &written)))
 }

@@ -26,17 +26,39 @@ fn judge(resource: &Resource, params: &Params, unknown: Vec<String>) -> Result<V
     }
 }
 
+/// The fields of `obj` its schema does not declare: a built-in kind's OpenAPI schema,
+/// or a custom resource's structural schema (which prunes them when it is written).
+fn unknown(resource: &Resource, obj: &Value) -> Vec<String> {
+    match resource.custom {
+        Some(custom) => custom
+            .structural_schema()
+            .map(|schema| waggle_apimachinery::schema::prune(schema, &mut obj.clone()))
+            .unwrap_or_default(),
+        None => unknown_fields(obj),
+    }
+}
+
 /// Type-checks a create/update body and judges its unknown fields; returns the warnings.
 pub fn check(resource: &Resource, params: &Params, obj: &Value) -> Result<Vec<String>, ApiError> {
     typed::check(resource, obj)?;
-    judge(resource, params, unknown_fields(obj))
+    let warnings = judge(resource, params, unknown(resource, obj))?;
+    Ok(with_definition_warnings(resource, obj, warnings))
+}
+
+/// Adds what a CustomResourceDefinition's author should know (rules not enforced).
+fn with_definition_warnings(resource: &Resource, obj: &Value, mut warnings: Vec<String>) -> Vec<String> {
+    if crate::crd::is_definitions(resource.group, resource.plural) {
+        warnings.extend(crate::crd::unenforced_rules_warning(obj));
+    }
+    warnings
 }
 
 /// Like [`check`] for a patch: only fields the patch introduced count (objects stored
 /// before keep what they had).
 pub fn check_patched(resource: &Resource, params: &Params, current: &Value, patched: &Value) -> Result<Vec<String>, ApiError> {
     typed::check(resource, patched)?;
-    let before = unknown_fields(current);
-    let introduced = unknown_fields(patched).into_iter().filter(|f| !before.contains(f)).collect();
-    judge(resource, params, introduced)
+    let before = unknown(resource, current);
+    let introduced = unknown(resource, patched).into_iter().filter(|f| !before.contains(f)).collect();
+    let warnings = judge(resource, params, introduced)?;
+    Ok(with_definition_warnings(resource, patched, warnings))
 }

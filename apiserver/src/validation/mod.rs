@@ -4,6 +4,7 @@
 //! `422 Invalid` whose message names every cause (see [`crate::status`]).
 
 pub mod cluster;
+pub mod crd;
 pub mod cronjob;
 pub mod meta;
 pub mod misc;
@@ -78,6 +79,7 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
     let mut errors = Errors::default();
     meta::validate(resource, obj, old, &mut errors);
     match (resource.group, resource.kind) {
+        _ if resource.custom.is_some() => custom_resource(resource, obj, &mut errors),
         ("", "Pod") => pod::validate_pod(obj, old, &mut errors),
         ("", "Service") => service::validate(obj, old, &mut errors),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => {
@@ -87,6 +89,7 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
         ("batch", "Job") => workloads::validate_job(obj, old, &mut errors),
         ("batch", "CronJob") => cronjob::validate(obj, old, &mut errors),
         ("rbac.authorization.k8s.io", kind) => rbac::validate(kind, obj, old, &mut errors),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::validate(obj, old, &mut errors),
         ("policy" | "scheduling.k8s.io" | "autoscaling" | "storage.k8s.io", _)
         | ("networking.k8s.io", "Ingress" | "IngressClass")
         | ("", "PersistentVolume" | "PersistentVolumeClaim") => cluster::validate(resource, obj, old, &mut errors),
@@ -95,7 +98,21 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
     if errors.0.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::invalid(resource.kind, crate::objects::name(obj), errors.0))
+        Err(ApiError::invalid_in(resource.group, resource.kind, crate::objects::name(obj), errors.0))
+    }
+}
+
+/// A custom resource against its definition's schema.
+fn custom_resource(resource: &Resource, obj: &Value, errors: &mut Errors) {
+    let Some(schema) = resource.custom.and_then(|c| c.structural_schema()) else {
+        return;
+    };
+    for e in waggle_apimachinery::schema::validate(schema, obj) {
+        errors.push(Cause {
+            reason: e.reason,
+            field: e.field,
+            message: e.message,
+        });
     }
 }
 

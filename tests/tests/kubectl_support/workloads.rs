@@ -92,6 +92,10 @@ fn scale_every_scalable_kind() {
             "{object}"
         );
     }
+    // The subresource prints as a Scale.
+    let scale = columns(&c.ok(&["get", "deployment/web", "--subresource=scale"]));
+    assert_eq!(scale[0], "NAME DESIRED AVAILABLE AGE");
+    assert!(scale[1].starts_with("web 4 0 "), "{scale:?}");
     // Several objects at once, and the preconditions kubectl checks before it writes.
     let both = c.ok(&["scale", "--replicas=2", "deployment/web", "rs/frontend"]);
     assert_eq!(

@@ -1,5 +1,10 @@
-//! The resources Waggle's API server serves: the single table that routing,
-//! discovery and storage keys are derived from.
+//! The resources Waggle's API server serves: the built-in table ([`RESOURCES`]) and
+//! the custom resources that CustomResourceDefinitions add ([`custom`]), from which
+//! routing, discovery and storage keys are derived.
+
+pub mod custom;
+
+pub use custom::{Custom, PrinterColumn, Registry, ScalePaths};
 
 /// Whether objects of a resource live in a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +31,8 @@ pub struct Resource {
     /// The verbs served on the main resource: [`CRUD`] for stored kinds, [`CREATE`]
     /// for requests that are answered and never stored (access reviews).
     pub verbs: &'static [&'static str],
+    /// What a CustomResourceDefinition says of a custom resource (`None` for built-ins).
+    pub custom: Option<&'static Custom>,
 }
 
 /// The verbs of a stored kind.
@@ -138,18 +145,9 @@ impl Resource {
     }
 }
 
-/// Every served resource of one group/version, in registry order.
-pub fn in_group_version<'a>(
-    group: &'a str,
-    version: &'a str,
-) -> impl Iterator<Item = &'static Resource> + 'a {
-    RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
-}
-
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 
 macro_rules! resource {
     ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal,
@@ -169,6 +167,7 @@ macro_rules! resource {
             scope: Scope::$scope,
             subresources: &[$($sub),*],
             verbs: $verbs,
+            custom: None,
         }
     };
 }
@@ -548,6 +547,17 @@ pub static RESOURCES: &[Resource] = &[
         []
     ),
     resource!(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        ["crd", "crds"],
+        API_EXTENSIONS,
+        Cluster,
+        ["status"]
+    ),
+    resource!(
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",
@@ -631,34 +641,19 @@ pub static RESOURCES: &[Resource] = &[
     ),
 ];
 
-/// The resource served at `group`/`version`/`plural`.
+/// The built-in resource served at `group`/`version`/`plural`.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    Registry::default().find(group, version, plural)
 }
 
-/// The resource of an `apiVersion` + `kind` pair, as found in an object body.
+/// The built-in resource of an `apiVersion` + `kind` pair.
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+    Registry::default().find_kind(api_version, kind)
 }
 
-/// The served API groups other than core, in discovery order, each with its versions.
+/// The built-in API groups other than core, in discovery order, each with its versions.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for resource in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        match groups.iter_mut().find(|(name, _)| *name == resource.group) {
-            Some((_, versions)) if !versions.contains(&resource.version) => {
-                versions.push(resource.version)
-            }
-            Some(_) => {}
-            None => groups.push((resource.group, vec![resource.version])),
-        }
-    }
-    groups
+    Registry::default().groups()
 }
 
 #[cfg(test)]
@@ -722,6 +717,7 @@ mod tests {
                 "networking.k8s.io",
                 "rbac.authorization.k8s.io",
                 "storage.k8s.io",
+                "apiextensions.k8s.io",
                 "scheduling.k8s.io",
                 "coordination.k8s.io",
                 "authentication.k8s.io",

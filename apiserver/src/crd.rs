@@ -1,0 +1,394 @@
+//! CustomResourceDefinitions: what a stored definition makes the server serve, and its
+//! lifecycle, as apiextensions-apiserver's controllers keep it.
+//!
+//! * Writes: [`default_definition`] fills a definition's defaulted names and its status
+//!   (accepted names, `NamesAccepted` and `Established` conditions, stored versions).
+//! * Serving: [`Definitions`] holds the [`Registry`] built from every established
+//!   definition. It follows the store (a watch re-lists the definitions on any change)
+//!   and is re-read right after this server writes one ([`refresh`]), so a client that
+//!   created a definition can use its resource on its next request.
+//! * Deletion: deleting a definition adds the clean-up finalizer and a `Terminating`
+//!   condition; [`spawn_cleanup`] then deletes every object of the resource and removes
+//!   the finalizer, which deletes the definition. Until then new objects are refused.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Value, json};
+use waggle_apimachinery::registry::custom::{CLEANUP_FINALIZER, GROUP};
+use waggle_apimachinery::registry::{self, Registry, Resource};
+use waggle_store::{ListOptions, Revision, StoreError};
+
+use crate::handlers::delete::{self, DeleteOptions};
+use crate::handlers::write::{Mode, Update};
+use crate::state::{ApiState, Shared};
+use crate::status::ApiError;
+use crate::{keys, objects};
+
+const PLURAL: &str = "customresourcedefinitions";
+
+/// The CustomResourceDefinition resource.
+pub fn definitions_resource() -> &'static Resource {
+    registry::find(GROUP, "v1", PLURAL).expect("definitions are served")
+}
+
+/// Whether `group`/`plural` names CustomResourceDefinitions.
+pub fn is_definitions(group: &str, plural: &str) -> bool {
+    group == GROUP && plural == PLURAL
+}
+
+/// The served resources as the stored definitions make them.
+#[derive(Default)]
+pub struct Definitions {
+    registry: RwLock<Registry>,
+    /// Definitions whose clean-up runs in this server.
+    cleaning: Mutex<HashSet<String>>,
+}
+
+impl Definitions {
+    /// A snapshot of the served resources.
+    pub fn registry(&self) -> Registry {
+        self.registry.read().clone()
+    }
+}
+
+/// Re-reads every definition, swaps the registry and resumes the clean-up of those
+/// being deleted; returns the revision read at.
+pub async fn refresh(state: &Shared) -> Result<Revision, StoreError> {
+    let mut definitions = Vec::new();
+    let mut options = ListOptions {
+        prefix: keys::collection_prefix(definitions_resource(), None),
+        ..Default::default()
+    };
+    let revision = loop {
+        let page = state.store.list(&options).await?;
+        let done = page.remaining == 0 || page.items.is_empty();
+        options.start_after = page.items.last().map(|kv| kv.key.clone());
+        options.at_revision = Some(page.revision);
+        definitions.extend(
+            page.items
+                .iter()
+                .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok()),
+        );
+        if done {
+            break page.revision;
+        }
+    };
+    *state.definitions.registry.write() = Registry::from_definitions(&definitions);
+    for definition in definitions.iter().filter(|d| awaits_cleanup(d)) {
+        spawn_cleanup(state.clone(), objects::name(definition).to_owned());
+    }
+    Ok(revision)
+}
+
+/// Follows the stored definitions from `after` until aborted.
+pub fn follow(state: Shared, mut after: Revision) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let prefix = keys::collection_prefix(definitions_resource(), None);
+        loop {
+            match state.store.watch(&prefix, after).await {
+                Ok(mut stream) => {
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(event) => {
+                                after = after.max(event.revision());
+                                if let Err(e) = refresh(&state).await {
+                                    tracing::warn!(error = %e, "re-reading definitions failed");
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "definition watch ended");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "definition watch failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match refresh(&state).await {
+                Ok(revision) => after = revision,
+                Err(e) => tracing::warn!(error = %e, "re-reading definitions failed"),
+            }
+        }
+    })
+}
+
+fn awaits_cleanup(definition: &Value) -> bool {
+    objects::is_deleting(definition)
+        && objects::finalizers(definition)
+            .iter()
+            .any(|f| f == CLEANUP_FINALIZER)
+}
+
+/// Defaults a definition's names and sets its status, as the naming and establishing
+/// controllers would (names never conflict here: a definition's name is its plural
+/// and group, and built-in groups are not served from definitions).
+pub fn default_definition(obj: &mut Value) {
+    let Some(names) = obj
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if !kind.is_empty() {
+        if names
+            .get("singular")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            names.insert("singular".into(), json!(kind.to_ascii_lowercase()));
+        }
+        if names
+            .get("listKind")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            names.insert("listKind".into(), json!(format!("{kind}List")));
+        }
+    }
+    let accepted = Value::Object(names.clone());
+    let spec = obj["spec"].as_object_mut().expect("spec holds names");
+    spec.entry("conversion")
+        .or_insert_with(|| json!({"strategy": "None"}));
+    let storage = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
+        .and_then(|v| v["name"].as_str())
+        .map(str::to_owned);
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let status = obj["status"].as_object_mut().expect("status is an object");
+    status.insert("acceptedNames".into(), accepted);
+    let stored = status.entry("storedVersions").or_insert_with(|| json!([]));
+    if let (Some(list), Some(storage)) = (stored.as_array_mut(), storage)
+        && !list.iter().any(|v| *v == storage.as_str())
+    {
+        list.push(json!(storage));
+    }
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    set_condition(
+        conditions,
+        "NamesAccepted",
+        "True",
+        "NoConflicts",
+        "no conflicts found",
+    );
+    set_condition(
+        conditions,
+        "Established",
+        "True",
+        "InitialNamesAccepted",
+        "the initial names have been accepted",
+    );
+}
+
+/// Sets a condition, keeping its transition time when its status does not change.
+fn set_condition(conditions: &mut Value, kind: &str, status: &str, reason: &str, message: &str) {
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let list = conditions.as_array_mut().expect("conditions are a list");
+    let condition = json!({
+        "type": kind,
+        "status": status,
+        "lastTransitionTime": objects::now(),
+        "reason": reason,
+        "message": message,
+    });
+    match list.iter_mut().find(|c| c["type"] == kind) {
+        Some(existing) if existing["status"] == status => {
+            existing["reason"] = json!(reason);
+            existing["message"] = json!(message);
+        }
+        Some(existing) => *existing = condition,
+        None => list.push(condition),
+    }
+}
+
+/// The warning a definition with CEL rules (`x-kubernetes-validations`) gets: this
+/// server stores them but does not evaluate them.
+pub fn unenforced_rules_warning(definition: &Value) -> Option<String> {
+    fn has_rules(v: &Value) -> bool {
+        match v {
+            Value::Object(map) => {
+                map.contains_key("x-kubernetes-validations") || map.values().any(has_rules)
+            }
+            Value::Array(items) => items.iter().any(has_rules),
+            _ => false,
+        }
+    }
+    has_rules(definition.get("spec")?).then(|| {
+        "x-kubernetes-validations rules are stored but not enforced by this API server".to_owned()
+    })
+}
+
+/// What deleting a definition does before it can go: the clean-up finalizer and the
+/// `Terminating` condition.
+pub fn mark_terminating(obj: &mut Value) {
+    let meta = objects::meta_mut(obj);
+    let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = finalizers.as_array_mut()
+        && !list.iter().any(|f| f == CLEANUP_FINALIZER)
+    {
+        list.push(json!(CLEANUP_FINALIZER));
+    }
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let conditions = obj["status"]
+        .as_object_mut()
+        .expect("status is an object")
+        .entry("conditions")
+        .or_insert_with(|| json!([]));
+    set_condition(
+        conditions,
+        "Terminating",
+        "True",
+        "InstanceDeletionInProgress",
+        "CustomResource deletion is in progress",
+    );
+}
+
+/// Deletes every object of a terminating definition, then lets the definition go.
+pub fn spawn_cleanup(state: Shared, name: String) {
+    if !state.definitions.cleaning.lock().insert(name.clone()) {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            match cleanup_once(&state, &name).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(definition = name, error = %e, "definition clean-up failed; retrying")
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        state.definitions.cleaning.lock().remove(&name);
+    });
+}
+
+/// One pass; `Ok(true)` when there is nothing left to do.
+async fn cleanup_once(state: &Arc<ApiState>, name: &str) -> Result<bool, ApiError> {
+    let definitions = definitions_resource();
+    let key = keys::object_key(definitions, None, name);
+    let Some(kv) = state.store.get(&key).await.map_err(ApiError::from_store)? else {
+        return Ok(true);
+    };
+    let definition = objects::decode(&kv)?;
+    if !awaits_cleanup(&definition) {
+        return Ok(true);
+    }
+    let registry = state.registry();
+    let served = registry
+        .custom()
+        .iter()
+        .find(|r| r.custom.is_some_and(|c| c.definition == name));
+    if let Some(&resource) = served {
+        let list = state
+            .store
+            .list(&ListOptions {
+                prefix: keys::collection_prefix(resource, None),
+                ..Default::default()
+            })
+            .await
+            .map_err(ApiError::from_store)?;
+        if !list.items.is_empty() {
+            for kv in list.items {
+                let obj = objects::decode(&kv)?;
+                let namespace =
+                    objects::meta_str(&obj, "namespace").filter(|_| resource.namespaced());
+                let options = DeleteOptions::default();
+                match delete::delete_object(
+                    state,
+                    resource,
+                    namespace,
+                    objects::name(&obj),
+                    &options,
+                    false,
+                )
+                .await
+                {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(false);
+        }
+    }
+    let update = Update {
+        state,
+        resource: definitions,
+        namespace: None,
+        name,
+        precondition: None,
+        mode: Mode::Raw,
+        dry_run: false,
+    };
+    let done = update
+        .run(|current| {
+            let mut next = current.clone();
+            if let Some(list) = next
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                list.retain(|f| f != CLEANUP_FINALIZER);
+            }
+            Ok(next)
+        })
+        .await;
+    match done {
+        Ok(_) | Err(ApiError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_definition_is_established_with_defaulted_names() {
+        let mut crd = json!({
+            "spec": {
+                "group": "stable.example.com",
+                "names": {"plural": "crontabs", "kind": "CronTab"},
+                "versions": [{"name": "v1", "served": true, "storage": true}],
+            },
+        });
+        default_definition(&mut crd);
+        assert_eq!(crd["spec"]["names"]["singular"], "crontab");
+        assert_eq!(crd["status"]["acceptedNames"]["listKind"], "CronTabList");
+        assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
+        assert_eq!(crd["spec"]["conversion"]["strategy"], "None");
+        assert!(waggle_apimachinery::registry::custom::established(&crd));
+        let established = crd["status"]["conditions"][1].clone();
+        default_definition(&mut crd);
+        assert_eq!(
+            crd["status"]["conditions"][1], established,
+            "unchanged conditions keep their time"
+        );
+        assert_eq!(unenforced_rules_warning(&crd), None);
+        crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}]}});
+        assert!(
+            unenforced_rules_warning(&crd)
+                .unwrap()
+                .contains("not enforced")
+        );
+        mark_terminating(&mut crd);
+        assert_eq!(crd["metadata"]["finalizers"], json!([CLEANUP_FINALIZER]));
+        assert_eq!(crd["status"]["conditions"][2]["type"], "Terminating");
+    }
+}
