@@ -216,9 +216,22 @@ fn set_condition(conditions: &mut Value, kind: &str, status: &str, reason: &str,
     }
 }
 
-/// The warning a definition with CEL rules (`x-kubernetes-validations`) gets: this
-/// server stores them but does not evaluate them.
-pub fn unenforced_rules_warning(definition: &Value) -> Option<String> {
+/// What the author of a definition should know: this server stores CEL rules
+/// (`x-kubernetes-validations`) but does not evaluate them, and calls no conversion
+/// webhook (such a definition serves its storage version alone).
+pub fn warnings(definition: &Value) -> Vec<String> {
+    let mut out: Vec<String> = unenforced_rules_warning(definition).into_iter().collect();
+    if definition
+        .pointer("/spec/conversion/strategy")
+        .and_then(Value::as_str)
+        == Some("Webhook")
+    {
+        out.push("conversion webhooks are not called by this API server: only the storage version is served".into());
+    }
+    out
+}
+
+fn unenforced_rules_warning(definition: &Value) -> Option<String> {
     fn has_rules(v: &Value) -> bool {
         match v {
             Value::Object(map) => {
@@ -380,12 +393,14 @@ mod tests {
             crd["status"]["conditions"][1], established,
             "unchanged conditions keep their time"
         );
-        assert_eq!(unenforced_rules_warning(&crd), None);
+        assert!(warnings(&crd).is_empty());
         crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}]}});
+        crd["spec"]["conversion"] = json!({"strategy": "Webhook"});
+        let said = warnings(&crd);
         assert!(
-            unenforced_rules_warning(&crd)
-                .unwrap()
-                .contains("not enforced")
+            said[0].contains("not enforced")
+                && said[1].contains("only the storage version is served"),
+            "{said:?}"
         );
         mark_terminating(&mut crd);
         assert_eq!(crd["metadata"]["finalizers"], json!([CLEANUP_FINALIZER]));

@@ -35,6 +35,9 @@ pub struct Custom {
     pub columns: Vec<PrinterColumn>,
     /// `subresources.scale`, when served.
     pub scale: Option<ScalePaths>,
+    /// `selectableFields`: the JSONPaths (`.spec.color`) a field selector may name,
+    /// besides `metadata.name` and `metadata.namespace`.
+    pub selectable_fields: Vec<String>,
     /// The definition is being deleted: no new objects are accepted.
     pub terminating: bool,
 }
@@ -216,9 +219,13 @@ fn resources_of(definition: &Value) -> Vec<Resource> {
         "Cluster" => Scope::Cluster,
         _ => Scope::Namespaced,
     };
+    // Conversion webhooks are not called: such a definition serves its storage version
+    // alone, rather than versions it could not convert to.
+    let webhook = str_at(spec, "/conversion/strategy") == "Webhook";
     versions
         .iter()
         .filter(|v| v["served"] == true && !str_at(v, "/name").is_empty())
+        .filter(|v| !webhook || v["storage"] == true)
         .map(|version| {
             let status = version
                 .pointer("/subresources/status")
@@ -250,6 +257,13 @@ fn resources_of(definition: &Value) -> Vec<Resource> {
                     .unwrap_or(Value::Null),
                 columns: printer_columns(version),
                 scale,
+                selectable_fields: version["selectableFields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| str_at(f, "/jsonPath").to_owned())
+                    .filter(|path| !path.is_empty())
+                    .collect(),
                 terminating: definition.pointer("/metadata/deletionTimestamp").is_some(),
             };
             Resource {
@@ -450,6 +464,18 @@ mod tests {
                 .custom()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_definition_converted_by_webhook_serves_its_storage_version_alone() {
+        let mut d = crontab(
+            json!([{"name": "v1beta1", "served": true, "storage": false}, {"name": "v1", "served": true, "storage": true}]),
+            true,
+        );
+        d["spec"]["conversion"] = json!({"strategy": "Webhook"});
+        let registry = Registry::from_definitions([&d]);
+        let versions: Vec<&str> = registry.custom().iter().map(|r| r.version).collect();
+        assert_eq!(versions, ["v1"]);
     }
 
     #[test]

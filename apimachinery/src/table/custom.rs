@@ -95,6 +95,7 @@ mod tests {
             schema: Value::Null,
             columns,
             scale: None,
+            selectable_fields: Vec::new(),
             terminating: false,
         }
     }

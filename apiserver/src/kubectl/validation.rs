@@ -48,7 +48,7 @@ pub fn check(resource: &Resource, params: &Params, obj: &Value) -> Result<Vec<St
 /// Adds what a CustomResourceDefinition's author should know (rules not enforced).
 fn with_definition_warnings(resource: &Resource, obj: &Value, mut warnings: Vec<String>) -> Vec<String> {
     if crate::crd::is_definitions(resource.group, resource.plural) {
-        warnings.extend(crate::crd::unenforced_rules_warning(obj));
+        warnings.extend(crate::crd::warnings(obj));
     }
     warnings
 }

@@ -70,18 +70,37 @@ fn read(obj: &Value, source: Source) -> String {
     }
 }
 
+/// The JSONPath of a custom resource's selectable field (`spec.color` → `.spec.color`).
+fn custom_field<'a>(resource: &'a Resource, field: &str) -> Option<&'a str> {
+    resource.custom?.selectable_fields.iter().map(String::as_str).find(|path| path.trim_start_matches('.') == field)
+}
+
+/// A custom resource's selectable field as a selector compares it: strings as they are,
+/// booleans and integers spelled out, absent as empty.
+fn read_custom(obj: &Value, path: &str) -> String {
+    match waggle_apimachinery::table::custom::first(obj, path) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v @ (Value::Bool(_) | Value::Number(_))) => v.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// The value of a selectable field, `None` if `resource` does not support it.
 fn field_value(resource: &Resource, obj: &Value, field: &str) -> Option<String> {
     match field {
         "metadata.name" => Some(read(obj, Source::Str("/metadata/name"))),
         "metadata.namespace" if resource.namespaced() => Some(read(obj, Source::Str("/metadata/namespace"))),
-        _ => kind_fields(resource).iter().find(|(name, _)| *name == field).map(|(_, s)| read(obj, *s)),
+        _ => match custom_field(resource, field) {
+            Some(path) => Some(read_custom(obj, path)),
+            None => kind_fields(resource).iter().find(|(name, _)| *name == field).map(|(_, s)| read(obj, *s)),
+        },
     }
 }
 
 fn supported(resource: &Resource, field: &str) -> bool {
     matches!(field, "metadata.name") || (field == "metadata.namespace" && resource.namespaced())
         || kind_fields(resource).iter().any(|(name, _)| *name == field)
+        || custom_field(resource, field).is_some()
 }
 
 impl Selector {

@@ -52,6 +52,8 @@ spec:
             properties:
               replicas: {type: integer}
               selector: {type: string}
+    selectableFields:
+    - jsonPath: .spec.image
     subresources:
       status: {}
       scale:
@@ -201,6 +203,28 @@ fn custom_resources_take_merge_and_apply_patches_but_not_strategic_ones() {
     assert_eq!(
         c.ok(&["get", "ct", "nightly", "-o", "jsonpath={.spec.image}"]),
         "backup:2"
+    );
+    // The definition's selectable field.
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "ct",
+            "--field-selector",
+            "spec.image=backup:2",
+            "-o",
+            "name"
+        ])
+        .trim(),
+        "crontab.stable.example.com/nightly"
+    );
+    assert_contains(
+        &c.run(&["get", "ct", "--field-selector", "spec.image!=backup:2"])
+            .stderr,
+        "No resources found",
+    );
+    assert_contains(
+        &c.fails(&["get", "ct", "--field-selector", "spec.cronSpec=x"]),
+        "field label not supported: spec.cronSpec",
     );
 
     c.ok(&[
@@ -477,4 +501,29 @@ fn the_schema_defaults_prunes_and_validates_custom_resources() {
         &refused,
         "The CustomResourceDefinition \"crontabs\" is invalid: metadata.name: Invalid value: \"crontabs\": must be spec.names.plural+\".\"+spec.group",
     );
+}
+
+#[test]
+fn a_definition_converted_by_webhook_is_served_in_its_storage_version_with_a_warning() {
+    let c = Cluster::start();
+    let webhook = TWO_VERSIONS.replace("widgets", "gadgets").replace("Widget", "Gadget").replace("widget", "gadget").replace(
+        "  scope: Cluster\n",
+        "  scope: Cluster\n  conversion:\n    strategy: Webhook\n    webhook:\n      conversionReviewVersions: [v1]\n      clientConfig:\n        url: https://127.0.0.1:9443/convert\n",
+    );
+    let created = c.run_stdin(&["apply", "-f", "-"], &webhook);
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    assert_contains(
+        &created.stderr,
+        "Warning: conversion webhooks are not called by this API server: only the storage version is served",
+    );
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=20s",
+        "crd",
+        "gadgets.example.com",
+    ]);
+    let versions = c.ok(&["api-versions"]);
+    assert_line(&versions, "example.com/v1");
+    assert!(!has_line(&versions, "example.com/v1beta1"), "{versions}");
 }
