@@ -20,8 +20,56 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use crate::openapi::{self, navigate::Node, validate};
-use crate::registry;
+use crate::registry::{self, Resource};
 use fieldset::{FieldSet, Path, display, key_value, of_value, remove_at, value_at};
+
+/// What apply knows of an object's kind: where its schema comes from (list and map
+/// types, undeclared fields) and whether `status` belongs to a subresource.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind<'a> {
+    /// A built-in kind: its OpenAPI schema, found by the object's `apiVersion` and `kind`.
+    BuiltIn,
+    /// A custom resource: its definition's structural schema, if it has one (lists
+    /// without `x-kubernetes-list-type` are atomic, as upstream).
+    Custom { schema: Option<&'a Value>, status_subresource: bool },
+}
+
+impl<'a> Kind<'a> {
+    /// The kind of `resource`'s objects.
+    pub fn of(resource: &'a Resource) -> Self {
+        match resource.custom {
+            Some(custom) => Kind::Custom {
+                schema: custom.structural_schema(),
+                status_subresource: resource.has_subresource("status"),
+            },
+            None => Kind::BuiltIn,
+        }
+    }
+
+    fn root(&self, obj: &Value) -> Option<Node<'a>> {
+        match *self {
+            Kind::BuiltIn => schema_of(obj),
+            Kind::Custom { schema, .. } => schema.map(Node::standalone),
+        }
+    }
+
+    fn status_subresource(&self, obj: &Value) -> bool {
+        match *self {
+            Kind::BuiltIn => has_status_subresource(obj),
+            Kind::Custom { status_subresource, .. } => status_subresource,
+        }
+    }
+
+    /// The fields of `obj` its schema does not declare.
+    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
+        match *self {
+            Kind::BuiltIn => validate::unknown_fields(obj),
+            Kind::Custom { schema, .. } => {
+                schema.map(|s| crate::schema::prune(s, &mut obj.clone())).unwrap_or_default()
+            }
+        }
+    }
+}
 
 /// One conflict: a manager owning a field with a different value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,8 +218,8 @@ fn has_status_subresource(obj: &Value) -> bool {
 }
 
 /// The tracked fields of `obj` as seen by an operation on `subresource`.
-fn managed_set(obj: &Value, subresource: &str) -> FieldSet {
-    let node = schema_of(obj);
+fn managed_set(kind: Kind<'_>, obj: &Value, subresource: &str) -> FieldSet {
+    let node = kind.root(obj);
     let mut set = of_value(obj, node);
     set.member = false;
     set.children.remove("f:apiVersion");
@@ -179,7 +227,7 @@ fn managed_set(obj: &Value, subresource: &str) -> FieldSet {
     for f in SERVER_METADATA {
         set.remove_subtree(&["f:metadata".to_owned(), format!("f:{f}")]);
     }
-    if has_status_subresource(obj) {
+    if kind.status_subresource(obj) {
         if subresource == "status" {
             set.children.retain(|k, _| k == "f:status");
         } else {
@@ -228,7 +276,7 @@ fn describe_object(obj: &Value) -> String {
 /// Server-side apply of `applied` (the parsed `application/apply-patch+yaml` body) by
 /// field manager `manager` onto `live` (`None`: the object does not exist yet, the
 /// apply creates it). Returns the new object with `metadata.managedFields` updated.
-pub fn apply(live: Option<&Value>, applied: &Value, manager: &str, force: bool, now: Timestamp) -> Result<Value, ApplyError> {
+pub fn apply(kind: Kind<'_>, live: Option<&Value>, applied: &Value, manager: &str, force: bool, now: Timestamp) -> Result<Value, ApplyError> {
     if !applied.is_object() {
         return Err(ApplyError::Invalid("error decoding YAML: the applied configuration must be an object".into()));
     }
@@ -237,7 +285,7 @@ pub fn apply(live: Option<&Value>, applied: &Value, manager: &str, force: bool, 
             return Err(ApplyError::Invalid(format!("{field} must be set in the applied configuration")));
         }
     }
-    let unknown = validate::unknown_fields(applied);
+    let unknown = kind.unknown_fields(applied);
     if !unknown.is_empty() {
         return Err(ApplyError::Invalid(format!(
             "failed to create typed patch object ({}): {}",
@@ -249,8 +297,8 @@ pub fn apply(live: Option<&Value>, applied: &Value, manager: &str, force: bool, 
     if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    let node = schema_of(&applied);
-    let applied_set = managed_set(&applied, "");
+    let node = kind.root(&applied);
+    let applied_set = managed_set(kind, &applied, "");
     let mut entries = entries_of(live);
     let empty = json!({});
     let live_value = live.unwrap_or(&empty);
@@ -394,9 +442,9 @@ fn merge_applied(target: &mut Value, applied: &Value, node: Option<Node<'_>>) {
 /// `old` is the stored object (`None` on create), `new` the object about to be stored.
 /// Returns `new` with `metadata.managedFields` updated. `subresource` is `"status"` for
 /// writes to `/status`, `""` otherwise.
-pub fn record_update(old: Option<&Value>, new: &Value, manager: &str, subresource: &str, now: Timestamp) -> Value {
+pub fn record_update(kind: Kind<'_>, old: Option<&Value>, new: &Value, manager: &str, subresource: &str, now: Timestamp) -> Value {
     let mut out = new.clone();
-    let new_set = managed_set(new, subresource);
+    let new_set = managed_set(kind, new, subresource);
     let empty = json!({});
     let old_value = old.unwrap_or(&empty);
     let changed: Vec<Path> = new_set

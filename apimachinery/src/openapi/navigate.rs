@@ -92,6 +92,12 @@ impl<'a> Node<'a> {
             .map(|(name, schema)| Node { defs, schema, name: Some(name.as_str()) })
     }
 
+    /// A schema that references no definitions (a custom resource's structural schema).
+    pub fn standalone(schema: &'a Value) -> Self {
+        static NONE: std::sync::LazyLock<Definitions> = std::sync::LazyLock::new(Definitions::new);
+        Node { defs: &NONE, schema, name: None }
+    }
+
     fn resolved(self) -> Self {
         let mut node = self;
         for _ in 0..16 {

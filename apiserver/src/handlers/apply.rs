@@ -33,7 +33,7 @@ pub async fn apply(state: &ApiState, target: &Target, params: &Params, applied: 
     let current = super::get::read(state, target).await;
     match current {
         Err(ApiError::NotFound { .. }) if target.subresource.is_none() => {
-            let created = apply::apply(None, applied, &manager, force, now).map_err(|e| to_api_error(e, target))?;
+            let created = apply::apply(apply::Kind::of(target.resource), None, applied, &manager, force, now).map_err(|e| to_api_error(e, target))?;
             let list_target = Target { name: None, ..target.clone() };
             let mut created = created;
             crate::body::check_name(&mut created, target.item_name())?;
@@ -55,7 +55,7 @@ pub async fn apply(state: &ApiState, target: &Target, params: &Params, applied: 
                 dry_run: params.dry_run()?,
             };
             let written = update
-                .run(|live| apply::apply(Some(live), applied, &manager, force, now).map_err(|e| to_api_error(e, target)))
+                .run(|live| apply::apply(apply::Kind::of(target.resource), Some(live), applied, &manager, force, now).map_err(|e| to_api_error(e, target)))
                 .await?;
             Ok(Reply::ok(written))
         }

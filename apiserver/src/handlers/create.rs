@@ -52,7 +52,7 @@ pub async fn create_object(state: &ApiState, target: &Target, params: &Params, m
     }
     lifecycle::prepare_create(resource, &mut obj);
     defaults::apply(resource, &mut obj);
-    crate::kubectl::managed::record(None, &mut obj, "");
+    crate::kubectl::managed::record(resource, None, &mut obj, "");
     validation::validate(resource, &obj, None)?;
     let is_service = resource.group.is_empty() && resource.kind == "Service";
     let reservation = if is_service {

@@ -104,9 +104,9 @@ impl Update<'_> {
         };
         defaults::apply(resource, &mut new);
         match self.mode {
-            Mode::Main => crate::kubectl::managed::record(Some(old), &mut new, ""),
-            Mode::Status => crate::kubectl::managed::record(Some(old), &mut new, "status"),
-            Mode::Scale => crate::kubectl::managed::record(Some(old), &mut new, "scale"),
+            Mode::Main => crate::kubectl::managed::record(resource, Some(old), &mut new, ""),
+            Mode::Status => crate::kubectl::managed::record(resource, Some(old), &mut new, "status"),
+            Mode::Scale => crate::kubectl::managed::record(resource, Some(old), &mut new, "scale"),
             Mode::Raw => {}
         }
         if self.mode != Mode::Raw {

@@ -3,14 +3,15 @@
 //! ([`waggle_apimachinery::apply::record_update`]), after defaulting, as upstream.
 
 use serde_json::Value;
-use waggle_apimachinery::apply::record_update;
+use waggle_apimachinery::apply::{Kind, record_update};
+use waggle_apimachinery::registry::Resource;
 
 use super::context;
 
 /// Updates `new`'s managed fields for a write of `old` → `new` to `subresource` (`""` or
 /// `"status"`) by the current request's manager; a no-op outside a request.
-pub fn record(old: Option<&Value>, new: &mut Value, subresource: &str) {
+pub fn record(resource: &Resource, old: Option<&Value>, new: &mut Value, subresource: &str) {
     if let Some(manager) = context::current_manager() {
-        *new = record_update(old, new, &manager, subresource, jiff::Timestamp::now());
+        *new = record_update(Kind::of(resource), old, new, &manager, subresource, jiff::Timestamp::now());
     }
 }

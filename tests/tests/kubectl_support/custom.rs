@@ -277,6 +277,13 @@ fn custom_resources_take_merge_and_apply_patches_but_not_strategic_ones() {
         c.ok(&["get", "ct", "nightly", "-o", "jsonpath={.spec.image}"]),
         "backup:1"
     );
+    // An applied field the schema does not declare.
+    let colored = CRONTAB.replace("image: backup:1", "image: backup:1\n  color: red");
+    let undeclared = c.fails_stdin(&["apply", "--server-side", "-f", "-"], &colored);
+    assert_contains(
+        &undeclared,
+        "failed to create typed patch object (default/nightly; stable.example.com/v1, Kind=CronTab): .spec.color: field not declared in schema",
+    );
 }
 
 #[test]
