@@ -1,6 +1,7 @@
 //! Version conversion: of custom resources served in several versions (conversion
-//! strategy `None`: only `apiVersion` changes, as upstream), and of the one built-in
-//! kind served in two versions,
+//! strategy `None`: only `apiVersion` changes, as upstream), of `events.k8s.io/v1`
+//! Events (stored as core `v1` Events, as upstream, so that every client sees every
+//! event; fields are renamed both ways), and of the built-in kind served in two versions,
 //! `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscalers. As upstream, objects
 //! are stored in `v2` (the storage version); a request to `v1` has its body converted
 //! to `v2` before it is stored and every object it reads converted back. Requests to
@@ -18,7 +19,7 @@ const V2: &str = "autoscaling/v2";
 pub fn needed(resource: &Resource) -> bool {
     match resource.custom {
         Some(custom) => custom.storage_version != resource.version,
-        None => resource.group == "autoscaling" && resource.version == "v1",
+        None => (resource.group == "autoscaling" && resource.version == "v1") || is_events_v1(resource),
     }
 }
 
@@ -26,15 +27,79 @@ pub fn needed(resource: &Resource) -> bool {
 pub fn to_request(resource: &Resource, obj: &mut Value) {
     if resource.custom.is_some() {
         set_api_version(obj, &resource.api_version());
+    } else if is_events_v1(resource) {
+        if obj.get("apiVersion").and_then(Value::as_str) == Some("v1") {
+            *obj = renamed(obj, EVENTS_V1, |(core, new)| (core, new));
+        }
     } else if needed(resource) && obj.get("apiVersion").and_then(Value::as_str) == Some(V2) {
         *obj = v2_to_v1(obj);
     }
+}
+
+/// An object of `resource` (or a list of them) as the kind that prints it: an
+/// `events.k8s.io/v1` Event prints as the core Event it is stored as, as upstream.
+pub fn for_printing(resource: &Resource, body: &Value) -> Option<(&'static Resource, Value)> {
+    if !is_events_v1(resource) {
+        return None;
+    }
+    let core = waggle_apimachinery::registry::find("", "v1", "events").expect("core events are served");
+    let mut body = body.clone();
+    match body.get_mut("items").and_then(Value::as_array_mut) {
+        Some(items) => items.iter_mut().for_each(|item| *item = event_to_core(item)),
+        None => body = event_to_core(&body),
+    }
+    Some((core, body))
+}
+
+const EVENTS_V1: &str = "events.k8s.io/v1";
+
+/// Fields of a core Event (stored) and their `events.k8s.io/v1` names; the others
+/// (`reason`, `type`, `action`, `eventTime`, `series`, `related`, `reportingInstance`)
+/// are the same in both.
+const EVENT_FIELDS: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+];
+
+fn is_events_v1(resource: &Resource) -> bool {
+    resource.group == "events.k8s.io" && resource.kind == "Event"
+}
+
+fn event_to_core(obj: &Value) -> Value {
+    if obj.get("apiVersion").and_then(Value::as_str) != Some(EVENTS_V1) {
+        return obj.clone();
+    }
+    renamed(obj, "v1", |(core, new)| (new, core))
+}
+
+/// `obj` with `apiVersion` set and each field of [`EVENT_FIELDS`] renamed: `direction`
+/// picks (from, to) out of (core name, events.k8s.io name).
+fn renamed(obj: &Value, api_version: &str, direction: fn((&'static str, &'static str)) -> (&'static str, &'static str)) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        for &pair in EVENT_FIELDS {
+            let (from, to) = direction(pair);
+            if let Some(value) = map.remove(from) {
+                map.insert(to.to_owned(), value);
+            }
+        }
+    }
+    set_api_version(&mut out, api_version);
+    out
 }
 
 /// The object to store for a write to `resource`: `obj` itself, or its `v2` form
 /// completed with the `v2`-only fields of `previous` (the stored object it replaces),
 /// or a custom resource in its storage version.
 pub fn to_storage(resource: &Resource, obj: &Value, previous: Option<&Value>) -> Option<Value> {
+    if is_events_v1(resource) {
+        return Some(event_to_core(obj));
+    }
     if let Some(custom) = resource.custom {
         if !needed(resource) {
             return None;

@@ -14,6 +14,7 @@ fn tracks_generation(resource: &Resource) -> bool {
         ("", "ConfigMap" | "Secret" | "Event" | "Endpoints" | "ServiceAccount" | "Namespace" | "Node")
             | ("", "PersistentVolume" | "PersistentVolumeClaim")
             | ("coordination.k8s.io", "Lease")
+            | ("events.k8s.io", "Event")
             | ("apps", "ControllerRevision")
             | ("rbac.authorization.k8s.io", _)
             | ("scheduling.k8s.io", "PriorityClass")

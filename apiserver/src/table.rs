@@ -10,5 +10,10 @@ use waggle_apimachinery::table;
 /// `includeObject` asks for (`PartialObjectMetadata` by default; kubectl asks for the
 /// whole `Object` when it sorts with `--sort-by`).
 pub fn to_table(resource: &Resource, body: &Value, _headers: &HeaderMap) -> Value {
-    table::to_table(resource, body, crate::kubectl::context::include_object(), jiff::Timestamp::now())
+    let include = crate::kubectl::context::include_object();
+    let now = jiff::Timestamp::now();
+    match crate::convert::for_printing(resource, body) {
+        Some((printer, printable)) => table::to_table(printer, &printable, include, now),
+        None => table::to_table(resource, body, include, now),
+    }
 }

@@ -4,7 +4,7 @@
 //! Objects are stored as the client sent them (unknown fields preserved); the typed
 //! decode only finds what upstream's decoder would reject or warn about.
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling, storage};
+use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +30,7 @@ fn typed_roundtrip(resource: &Resource, value: &Value) -> Result<Option<Value>, 
         ("", "Secret") => roundtrip::<core::v1::Secret>(value),
         ("", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(value),
         ("", "Event") => roundtrip::<core::v1::Event>(value),
+        ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(value),
         ("", "ReplicationController") => roundtrip::<core::v1::ReplicationController>(value),
         ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(value),
         ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(value),

@@ -115,7 +115,16 @@ both_backends!(every_kind_round_trips, |backend: Backend| async move {
             "CustomResourceDefinition" => "widgets.crud.example.com".to_owned(),
             _ => format!("x-{}", resource.singular),
         };
-        let mut body = sample(resource.kind, &name);
+        let mut body = match resource.group {
+            // The new Events API has its own (stricter) shape.
+            "events.k8s.io" => json!({
+                "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "example.com/test",
+                "reportingInstance": "test-0", "action": "Test", "reason": "Test", "type": "Normal",
+                "regarding": {"kind": "Pod", "name": "p", "namespace": "crud"},
+                "metadata": {"name": name},
+            }),
+            _ => sample(resource.kind, &name),
+        };
         body["apiVersion"] = json!(resource.api_version());
         body["kind"] = json!(resource.kind);
         let obj: DynamicObject = serde_json::from_value(body).unwrap();

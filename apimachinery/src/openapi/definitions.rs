@@ -7,7 +7,7 @@
 //! rendering rewrites them.
 
 use k8s_openapi::api::{
-    apps, authentication, authorization, autoscaling, batch, coordination, core, discovery,
+    apps, authentication, authorization, autoscaling, batch, coordination, core, discovery, events,
     networking, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -103,6 +103,7 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
         ("autoscaling", "v2") => add_types!(generator, autoscaling::v2::HorizontalPodAutoscaler),
         ("policy", "v1") => add_types!(generator, policy::v1::PodDisruptionBudget),
         ("discovery.k8s.io", "v1") => add_types!(generator, discovery::v1::EndpointSlice),
+        ("events.k8s.io", "v1") => add_types!(generator, events::v1::Event),
         ("networking.k8s.io", "v1") => add_types!(
             generator,
             networking::v1::NetworkPolicy,

@@ -458,6 +458,18 @@ pub static RESOURCES: &[Resource] = &[
         Namespaced,
         []
     ),
+    // Stored with the core group's Events (see `apiserver::keys`), in their form.
+    resource!(
+        "events.k8s.io",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        ["ev"],
+        NONE,
+        Namespaced,
+        []
+    ),
     resource!(
         "networking.k8s.io",
         "v1",
@@ -714,6 +726,7 @@ mod tests {
                 "autoscaling",
                 "policy",
                 "discovery.k8s.io",
+                "events.k8s.io",
                 "networking.k8s.io",
                 "rbac.authorization.k8s.io",
                 "storage.k8s.io",

@@ -15,6 +15,7 @@ fn name_check(resource: &Resource) -> fn(&str) -> Result<(), String> {
         ("", "Namespace") => names::dns1123_label,
         ("", "Service") => names::dns1035_label,
         ("", "Event") => names::path_segment,
+        ("events.k8s.io", "Event") => names::dns1123_subdomain,
         ("rbac.authorization.k8s.io", _) => names::path_segment,
         _ => names::dns1123_subdomain,
     }

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod crd;
 pub mod cronjob;
+pub mod events;
 pub mod meta;
 pub mod misc;
 pub mod names;
@@ -88,6 +89,7 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
         ("", "ReplicationController") => workloads::validate_rc(obj, &mut errors),
         ("batch", "Job") => workloads::validate_job(obj, old, &mut errors),
         ("batch", "CronJob") => cronjob::validate(obj, old, &mut errors),
+        ("events.k8s.io", "Event") => events::validate(obj, old, &mut errors),
         ("rbac.authorization.k8s.io", kind) => rbac::validate(kind, obj, old, &mut errors),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::validate(obj, old, &mut errors),
         ("policy" | "scheduling.k8s.io" | "autoscaling" | "storage.k8s.io", _)

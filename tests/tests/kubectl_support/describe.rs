@@ -165,3 +165,37 @@ fn describe_workloads_and_services() {
     let ns = c.ok(&["describe", "namespace", "default"]);
     assert_line(&ns, "Status: Active");
 }
+
+#[test]
+fn events_written_through_the_events_api_show_in_describe_and_get() {
+    let c = Cluster::start();
+    c.ok(&["create", "configmap", "web"]);
+    let uid = c.ok(&["get", "configmap", "web", "-o", "jsonpath={.metadata.uid}"]);
+    let ev = json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "web.synced", "namespace": "default"},
+        "eventTime": "2024-01-01T00:00:00.000000Z",
+        "reportingController": "example.com/operator", "reportingInstance": "operator-0",
+        "action": "Reconcile", "reason": "Synced", "type": "Normal", "note": "config synced",
+        "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "name": "web", "namespace": "default", "uid": uid},
+    });
+    assert_eq!(
+        c.ok_stdin(&["create", "-f", "-"], &ev.to_string()).trim(),
+        "event.events.k8s.io/web.synced created"
+    );
+    let described = c.ok(&["describe", "configmap", "web"]);
+    assert_line(&described, "Normal Synced");
+    assert_contains(&described, "config synced");
+    let listed = columns(&c.ok(&["get", "events"]));
+    assert_eq!(listed[0], "LAST SEEN TYPE REASON OBJECT MESSAGE");
+    assert!(listed[1].ends_with("Normal Synced configmap/web config synced"), "{listed:?}");
+    assert_eq!(
+        c.ok(&["get", "events.v1.events.k8s.io", "web.synced", "-o", "jsonpath={.note} {.regarding.name}"]),
+        "config synced web"
+    );
+    let invalid = ev.to_string().replace("\"Normal\"", "\"Info\"").replace("web.synced", "web.bad");
+    assert_contains(
+        &c.fails_stdin(&["create", "-f", "-"], &invalid),
+        "The Event \"web.bad\" is invalid: type: Invalid value: \"\": has invalid value: Info",
+    );
+}
