@@ -216,11 +216,23 @@ fn set_condition(conditions: &mut Value, kind: &str, status: &str, reason: &str,
     }
 }
 
-/// What the author of a definition should know: this server stores CEL rules
-/// (`x-kubernetes-validations`) but does not evaluate them, and calls no conversion
-/// webhook (such a definition serves its storage version alone).
+/// What the author of a definition should know: CEL rules this server cannot compile
+/// are not enforced (nor are rules that call Kubernetes' CEL extension functions), and
+/// no conversion webhook is called (such a definition serves its storage version alone).
 pub fn warnings(definition: &Value) -> Vec<String> {
-    let mut out: Vec<String> = unenforced_rules_warning(definition).into_iter().collect();
+    let schemas = definition
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/schema/openAPIV3Schema"));
+    let mut out: Vec<String> = schemas
+        .flat_map(waggle_apimachinery::schema::unenforceable_rules)
+        .map(|rule| {
+            format!("x-kubernetes-validations rule not enforced by this API server: {rule}")
+        })
+        .collect();
+    out.dedup();
     if definition
         .pointer("/spec/conversion/strategy")
         .and_then(Value::as_str)
@@ -229,21 +241,6 @@ pub fn warnings(definition: &Value) -> Vec<String> {
         out.push("conversion webhooks are not called by this API server: only the storage version is served".into());
     }
     out
-}
-
-fn unenforced_rules_warning(definition: &Value) -> Option<String> {
-    fn has_rules(v: &Value) -> bool {
-        match v {
-            Value::Object(map) => {
-                map.contains_key("x-kubernetes-validations") || map.values().any(has_rules)
-            }
-            Value::Array(items) => items.iter().any(has_rules),
-            _ => false,
-        }
-    }
-    has_rules(definition.get("spec")?).then(|| {
-        "x-kubernetes-validations rules are stored but not enforced by this API server".to_owned()
-    })
 }
 
 /// What deleting a definition does before it can go: the clean-up finalizer and the
@@ -394,12 +391,18 @@ mod tests {
             "unchanged conditions keep their time"
         );
         assert!(warnings(&crd).is_empty());
-        crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}]}});
+        crd["spec"]["versions"][0]["schema"] = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a > 0"}, {"rule": "self.a >"}]}});
         crd["spec"]["conversion"] = json!({"strategy": "Webhook"});
         let said = warnings(&crd);
+        assert_eq!(said.len(), 2, "{said:?}");
         assert!(
-            said[0].contains("not enforced")
-                && said[1].contains("only the storage version is served"),
+            said[0].starts_with(
+                "x-kubernetes-validations rule not enforced by this API server: self.a >: "
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said[1].contains("only the storage version is served"),
             "{said:?}"
         );
         mark_terminating(&mut crd);

@@ -7,7 +7,8 @@
 //!   on requests and on reads from storage),
 //! - [`validate`] checks the object (upstream's create/update strategy: kube-openapi's schema
 //!   validator, embedded-resource type meta, `x-kubernetes-list-type` uniqueness), with
-//!   upstream's `field.Error` texts.
+//!   upstream's `field.Error` texts,
+//! - [`validate_rules`] evaluates the schema's CEL rules (`x-kubernetes-validations`).
 //!
 //! Upstream applies them in that order: decode, prune, default, then validate. The server
 //! handles the root `metadata` (and `apiVersion`/`kind`) itself: pruning never touches them
@@ -28,6 +29,7 @@ mod node;
 mod openapi;
 mod pattern;
 mod prune;
+mod rules;
 mod validate;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ use serde_json::Value;
 
 pub use defaults::apply_defaults;
 pub use prune::prune;
+pub use rules::{unenforceable_rules, validate_rules};
 pub use validate::validate;
 
 /// One failure, shaped like kube-apiserver's field.Error: reason is the Status cause
@@ -71,6 +74,11 @@ impl FieldError {
     /// `field.Required`: `Required value`.
     pub(crate) fn required(field: &str, detail: &str) -> Self {
         Self::new("FieldValueRequired", field, "Required value".to_owned(), detail)
+    }
+
+    /// `field.Forbidden`: `Forbidden`.
+    pub(crate) fn forbidden(field: &str, detail: &str) -> Self {
+        Self::new("FieldValueForbidden", field, "Forbidden".to_owned(), detail)
     }
 
     /// `field.Invalid`: `Invalid value: <value>`.

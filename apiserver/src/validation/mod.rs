@@ -80,7 +80,7 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
     let mut errors = Errors::default();
     meta::validate(resource, obj, old, &mut errors);
     match (resource.group, resource.kind) {
-        _ if resource.custom.is_some() => custom_resource(resource, obj, &mut errors),
+        _ if resource.custom.is_some() => custom_resource(resource, obj, old, &mut errors),
         ("", "Pod") => pod::validate_pod(obj, old, &mut errors),
         ("", "Service") => service::validate(obj, old, &mut errors),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => {
@@ -104,12 +104,17 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
     }
 }
 
-/// A custom resource against its definition's schema.
-fn custom_resource(resource: &Resource, obj: &Value, errors: &mut Errors) {
+/// A custom resource against its definition's schema, then (when that holds, as
+/// upstream) against the schema's CEL rules.
+fn custom_resource(resource: &Resource, obj: &Value, old: Option<&Value>, errors: &mut Errors) {
     let Some(schema) = resource.custom.and_then(|c| c.structural_schema()) else {
         return;
     };
-    for e in waggle_apimachinery::schema::validate(schema, obj) {
+    let mut found = waggle_apimachinery::schema::validate(schema, obj);
+    if found.is_empty() {
+        found = waggle_apimachinery::schema::validate_rules(schema, obj, old);
+    }
+    for e in found {
         errors.push(Cause {
             reason: e.reason,
             field: e.field,

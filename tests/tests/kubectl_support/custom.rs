@@ -32,6 +32,9 @@ spec:
           spec:
             type: object
             description: What the cron tab runs.
+            x-kubernetes-validations:
+            - rule: "!has(self.tags) || size(self.tags) <= 3"
+              message: at most 3 tags
             properties:
               cronSpec:
                 type: string
@@ -498,6 +501,13 @@ fn the_schema_defaults_prunes_and_validates_custom_resources() {
     assert_contains(
         &patched,
         "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
+    );
+
+    // The schema's CEL rules hold once the schema does.
+    let tagged = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: tagged\nspec:\n  cronSpec: '0 3 * * *'\n  tags: [a, b, c, d]\n";
+    assert_eq!(
+        c.fails_stdin(&["create", "-f", "-"], tagged).trim(),
+        "The CronTab \"tagged\" is invalid: spec: Invalid value: \"object\": at most 3 tags"
     );
 
     // A definition is validated too.
