@@ -6,7 +6,8 @@
 //! through [`watch`]. Objects are JSON ([`serde_json::Value`]) end to end: stored as
 //! sent (unknown fields kept), defaulted ([`defaults`]), validated ([`validation`])
 //! and stamped with `resourceVersion` from the store's `mod_revision` ([`objects`]).
-//! The served resources come from `waggle_apimachinery::registry::RESOURCES`.
+//! The served resources are a `waggle_apimachinery::registry::Registry`: the built-in
+//! table and the custom resources of the established CustomResourceDefinitions ([`crd`]).
 
 pub mod admin_cert;
 pub mod alloc;

@@ -113,7 +113,7 @@ impl Update<'_> {
             validation::validate(resource, &new, Some(old))?;
         }
         if let Some(cause) = lifecycle::check_finalizers(&new, old) {
-            return Err(ApiError::invalid(resource.kind, self.name, vec![cause]));
+            return Err(ApiError::invalid_in(resource.group, resource.kind, self.name, vec![cause]));
         }
         let is_service = resource.group.is_empty() && resource.kind == "Service";
         let reservation = if is_service && self.mode == Mode::Main {

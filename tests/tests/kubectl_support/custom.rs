@@ -90,8 +90,9 @@ spec:
 
 const CRD_NAME: &str = "crontabs.stable.example.com";
 
-/// Creates the CronTab definition and waits until it is established.
-fn define_crontabs(c: &Cluster) {
+/// A server with the CronTab definition, established.
+fn with_crontabs() -> Cluster {
+    let c = Cluster::start();
     assert_eq!(
         c.ok_stdin(&["apply", "-f", "-"], CRONTAB_DEFINITION).trim(),
         "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created"
@@ -104,12 +105,19 @@ fn define_crontabs(c: &Cluster) {
         CRD_NAME,
     ]);
     assert_contains(&waited, "condition met");
+    c
+}
+
+/// [`with_crontabs`] and the `nightly` CronTab.
+fn with_nightly() -> Cluster {
+    let c = with_crontabs();
+    c.ok_stdin(&["apply", "-f", "-"], CRONTAB);
+    c
 }
 
 #[test]
 fn a_definition_serves_its_resource_with_discovery_columns_and_explain() {
-    let c = Cluster::start();
-    define_crontabs(&c);
+    let c = with_crontabs();
     assert_line(&c.ok(&["get", "crd"]), &format!("{CRD_NAME} 20"));
     let established = json(&c.ok(&["get", "crd", CRD_NAME, "-o", "json"]));
     assert_eq!(
@@ -194,9 +202,7 @@ fn a_definition_serves_its_resource_with_discovery_columns_and_explain() {
 
 #[test]
 fn custom_resources_take_merge_and_apply_patches_but_not_strategic_ones() {
-    let c = Cluster::start();
-    define_crontabs(&c);
-    c.ok_stdin(&["apply", "-f", "-"], CRONTAB);
+    let c = with_nightly();
     // Client-side apply of custom resources sends merge patches.
     let updated = CRONTAB.replace("backup:1", "backup:2");
     assert_eq!(
@@ -291,9 +297,7 @@ fn custom_resources_take_merge_and_apply_patches_but_not_strategic_ones() {
 
 #[test]
 fn status_and_scale_subresources_follow_the_definition() {
-    let c = Cluster::start();
-    define_crontabs(&c);
-    c.ok_stdin(&["apply", "-f", "-"], CRONTAB);
+    let c = with_nightly();
     // The main resource ignores status; the subresource writes only status.
     c.ok(&[
         "patch",
@@ -419,8 +423,7 @@ fn a_resource_in_two_versions_is_stored_once_and_read_in_either() {
 
 #[test]
 fn a_terminating_definition_refuses_new_objects_until_its_last_one_is_gone() {
-    let c = Cluster::start();
-    define_crontabs(&c);
+    let c = with_crontabs();
     let held = CRONTAB.replace(
         "name: nightly",
         "name: held\n  finalizers: [example.com/hold]",
@@ -463,8 +466,7 @@ fn a_terminating_definition_refuses_new_objects_until_its_last_one_is_gone() {
 
 #[test]
 fn the_schema_defaults_prunes_and_validates_custom_resources() {
-    let c = Cluster::start();
-    define_crontabs(&c);
+    let c = with_crontabs();
     let colored = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: colored\nspec:\n  cronSpec: '0 3 * * *'\n  color: red\n";
     // kubectl validates strictly by default: an undeclared field is refused...
     let strict = c.fails_stdin(&["create", "-f", "-"], colored);
