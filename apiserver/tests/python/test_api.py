@@ -141,3 +141,48 @@ def test_graceful_delete_of_bound_pod(core, namespace):
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod("g", namespace)
     assert err.value.status == 404
+
+
+def test_custom_resources(api_client, namespace):
+    extensions = client.ApiextensionsV1Api(api_client)
+    plural, group = "widgets", "py.example.com"
+    schema = client.V1JSONSchemaProps(
+        type="object",
+        properties={
+            "spec": client.V1JSONSchemaProps(
+                type="object",
+                properties={"size": client.V1JSONSchemaProps(type="integer", minimum=1)},
+            )
+        },
+    )
+    definition = client.V1CustomResourceDefinition(
+        metadata=client.V1ObjectMeta(name=f"{plural}.{group}"),
+        spec=client.V1CustomResourceDefinitionSpec(
+            group=group,
+            scope="Namespaced",
+            names=client.V1CustomResourceDefinitionNames(plural=plural, kind="Widget"),
+            versions=[
+                client.V1CustomResourceDefinitionVersion(
+                    name="v1", served=True, storage=True,
+                    schema=client.V1CustomResourceValidation(open_apiv3_schema=schema),
+                )
+            ],
+        ),
+    )
+    created = extensions.create_custom_resource_definition(definition)
+    assert [c.type for c in created.status.conditions] == ["NamesAccepted", "Established"]
+    custom = client.CustomObjectsApi(api_client)
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 2}}
+    custom.create_namespaced_custom_object(group, "v1", namespace, plural, widget)
+    got = custom.get_namespaced_custom_object(group, "v1", namespace, plural, "w1")
+    assert got["spec"] == {"size": 2}
+    patched = custom.patch_namespaced_custom_object(group, "v1", namespace, plural, "w1", {"spec": {"size": 3}})
+    assert patched["spec"]["size"] == 3
+    listed = custom.list_namespaced_custom_object(group, "v1", namespace, plural)
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
+    with pytest.raises(ApiException) as err:
+        custom.patch_namespaced_custom_object(group, "v1", namespace, plural, "w1", {"spec": {"size": 0}})
+    assert err.value.status == 422
+    assert "spec.size in body should be greater than or equal to 1" in json.loads(err.value.body)["message"]
+    custom.delete_namespaced_custom_object(group, "v1", namespace, plural, "w1")
+    extensions.delete_custom_resource_definition(f"{plural}.{group}")
