@@ -70,7 +70,7 @@ pub async fn create_object(state: &ApiState, target: &Target, params: &Params, m
         return Ok(Reply::created(obj).with_warnings(warnings));
     }
     let key = keys::object_key(resource, target.namespace.as_deref(), &name);
-    let stored = crate::convert::to_storage(resource, &obj, None);
+    let stored = crate::convert::to_storage(resource, &obj);
     match state.store.create(&key, objects::encode(stored.as_ref().unwrap_or(&obj))).await {
         Ok(revision) => {
             objects::set_resource_version(&mut obj, revision);

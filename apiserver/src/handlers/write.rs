@@ -69,11 +69,10 @@ impl Update<'_> {
             if self.precondition.is_some_and(|rv| rv != kv.mod_revision) {
                 return Err(self.conflict());
             }
-            let stored = objects::decode(&kv)?;
-            let mut old = stored.clone();
+            let mut old = objects::decode(&kv)?;
             crate::convert::to_request(self.resource, &mut old);
             let new = mutate(&old)?;
-            if let Some(written) = self.commit(&key, &kv, &old, &stored, new).await? {
+            if let Some(written) = self.commit(&key, &kv, &old, new).await? {
                 return Ok(written);
             }
             if self.precondition.is_some() {
@@ -89,7 +88,6 @@ impl Update<'_> {
         key: &str,
         kv: &KeyValue,
         old: &Value,
-        stored: &Value,
         new: Value,
     ) -> Result<Option<Value>, ApiError> {
         let resource = self.resource;
@@ -161,7 +159,7 @@ impl Update<'_> {
             release(reservation);
             return Ok(Some(new));
         }
-        let converted = crate::convert::to_storage(resource, &new, Some(stored));
+        let converted = crate::convert::to_storage(resource, &new);
         match self
             .state
             .store

@@ -129,6 +129,18 @@ fn autoscale_a_deployment() {
         c.ok(&["get", "horizontalpodautoscalers.v1.autoscaling", "web", "-o", "jsonpath={.apiVersion} {.spec.targetCPUUtilizationPercentage}"]),
         "autoscaling/v1 60"
     );
+    // What only v2 says reaches v1 clients in upstream's annotations, and survives
+    // their writes.
+    c.ok(&["patch", "hpa", "web", "--type=merge", "-p", r#"{"spec":{"behavior":{"scaleDown":{"stabilizationWindowSeconds":60}}}}"#]);
+    let v1 = c.ok(&["get", "--raw", "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web"]);
+    let v1: serde_json::Value = serde_json::from_str(&v1).unwrap();
+    let behavior = v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/behavior"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(behavior).unwrap()["scaleDown"]["stabilizationWindowSeconds"], 60);
+    c.ok_stdin(&["replace", "-f", "-"], &v1.to_string());
+    assert_eq!(
+        c.ok(&["get", "hpa", "web", "-o", "jsonpath={.spec.behavior.scaleDown.stabilizationWindowSeconds} {.metadata.annotations}"]),
+        "60 "
+    );
     let described = c.ok(&["describe", "hpa", "web"]);
     assert_line(&described, "Reference: Deployment/web");
     assert_line(&described, "Min replicas: 2");
