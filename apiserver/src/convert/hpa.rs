@@ -41,268 +41,196 @@ fn copy(from: Option<&Value>, to: &mut Map<String, Value>, fields: &[&str]) {
     }
 }
 
-/// An object of the entries whose value is present.
-fn object(entries: &[(&str, Option<&Value>)]) -> Value {
-    Value::Object(entries.iter().filter_map(|(k, v)| Some(((*k).to_owned(), (*v)?.clone()))).collect())
-}
-
+/// The CPU utilization target, which `v1` has a field of its own for.
 fn is_cpu_utilization(metric: &Value) -> bool {
     metric["type"] == "Resource"
         && metric.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
         && metric.pointer("/resource/target/type").and_then(Value::as_str) == Some("Utilization")
 }
 
-/// A `v2` MetricSpec in `v1`'s format (`metricName`, `targetAverageValue`, ...).
-fn spec_to_v1(m: &Value) -> Value {
-    let at = |p: &str| present(m, p);
-    let source = match m["type"].as_str().unwrap_or_default() {
-        "Object" => (
-            "object",
-            object(&[
-                ("target", at("/object/describedObject")),
-                ("metricName", at("/object/metric/name")),
-                ("targetValue", at("/object/target/value")),
-                ("selector", at("/object/metric/selector")),
-                ("averageValue", at("/object/target/averageValue")),
-            ]),
-        ),
-        "Pods" => (
-            "pods",
-            object(&[
-                ("metricName", at("/pods/metric/name")),
-                ("targetAverageValue", at("/pods/target/averageValue")),
-                ("selector", at("/pods/metric/selector")),
-            ]),
-        ),
-        "Resource" => (
-            "resource",
-            object(&[
-                ("name", at("/resource/name")),
-                ("targetAverageUtilization", at("/resource/target/averageUtilization")),
-                ("targetAverageValue", at("/resource/target/averageValue")),
-            ]),
-        ),
-        "ContainerResource" => (
-            "containerResource",
-            object(&[
-                ("name", at("/containerResource/name")),
-                ("targetAverageUtilization", at("/containerResource/target/averageUtilization")),
-                ("targetAverageValue", at("/containerResource/target/averageValue")),
-                ("container", at("/containerResource/container")),
-            ]),
-        ),
-        "External" => (
-            "external",
-            object(&[
-                ("metricName", at("/external/metric/name")),
-                ("metricSelector", at("/external/metric/selector")),
-                ("targetValue", at("/external/target/value")),
-                ("targetAverageValue", at("/external/target/averageValue")),
-            ]),
-        ),
-        _ => return m.clone(),
-    };
-    json!({"type": m["type"], source.0: source.1})
+/// How one metric source reads in `v1` (the annotations' format) and in `v2`: its key,
+/// and per `v1` field the JSON pointer of the same value inside the `v2` source.
+struct Source {
+    key: &'static str,
+    fields: &'static [(&'static str, &'static str)],
 }
 
-/// A `v1`-format MetricSpec back in `v2`'s, with the target type upstream infers.
-fn spec_to_v2(m: &Value) -> Value {
-    let at = |p: &str| present(m, p);
-    let source = match m["type"].as_str().unwrap_or_default() {
-        "Object" => {
-            let kind = if at("/object/averageValue").is_some() { "AverageValue" } else { "Value" };
-            (
-                "object",
-                object(&[
-                    ("describedObject", at("/object/target")),
-                    (
-                        "metric",
-                        Some(&object(&[("name", at("/object/metricName")), ("selector", at("/object/selector"))])),
-                    ),
-                    (
-                        "target",
-                        Some(&object(&[
-                            ("type", Some(&json!(kind))),
-                            ("value", at("/object/targetValue")),
-                            ("averageValue", at("/object/averageValue")),
-                        ])),
-                    ),
-                ]),
-            )
-        }
-        "Pods" => (
-            "pods",
-            object(&[
-                ("metric", Some(&object(&[("name", at("/pods/metricName")), ("selector", at("/pods/selector"))]))),
-                (
-                    "target",
-                    Some(&object(&[
-                        ("type", Some(&json!("AverageValue"))),
-                        ("averageValue", at("/pods/targetAverageValue")),
-                    ])),
-                ),
-            ]),
-        ),
-        source @ ("Resource" | "ContainerResource") => {
-            let key = if source == "Resource" { "resource" } else { "containerResource" };
-            let utilization = at(&format!("/{key}/targetAverageUtilization"));
-            let kind = if utilization.is_some() { "Utilization" } else { "AverageValue" };
-            (
-                key,
-                object(&[
-                    ("name", at(&format!("/{key}/name"))),
-                    ("container", at(&format!("/{key}/container"))),
-                    (
-                        "target",
-                        Some(&object(&[
-                            ("type", Some(&json!(kind))),
-                            ("averageUtilization", utilization),
-                            ("averageValue", at(&format!("/{key}/targetAverageValue"))),
-                        ])),
-                    ),
-                ]),
-            )
-        }
-        "External" => {
-            let kind = if at("/external/targetValue").is_some() { "Value" } else { "AverageValue" };
-            (
-                "external",
-                object(&[
-                    (
-                        "metric",
-                        Some(&object(&[
-                            ("name", at("/external/metricName")),
-                            ("selector", at("/external/metricSelector")),
-                        ])),
-                    ),
-                    (
-                        "target",
-                        Some(&object(&[
-                            ("type", Some(&json!(kind))),
-                            ("value", at("/external/targetValue")),
-                            ("averageValue", at("/external/targetAverageValue")),
-                        ])),
-                    ),
-                ]),
-            )
-        }
-        _ => return m.clone(),
-    };
-    json!({"type": m["type"], source.0: source.1})
+/// The metric sources of a MetricSpec, by `type`.
+const SPECS: &[(&str, Source)] = &[
+    (
+        "Object",
+        Source {
+            key: "object",
+            fields: &[
+                ("target", "/describedObject"),
+                ("metricName", "/metric/name"),
+                ("targetValue", "/target/value"),
+                ("selector", "/metric/selector"),
+                ("averageValue", "/target/averageValue"),
+            ],
+        },
+    ),
+    (
+        "Pods",
+        Source {
+            key: "pods",
+            fields: &[
+                ("metricName", "/metric/name"),
+                ("targetAverageValue", "/target/averageValue"),
+                ("selector", "/metric/selector"),
+            ],
+        },
+    ),
+    (
+        "Resource",
+        Source {
+            key: "resource",
+            fields: &[
+                ("name", "/name"),
+                ("targetAverageUtilization", "/target/averageUtilization"),
+                ("targetAverageValue", "/target/averageValue"),
+            ],
+        },
+    ),
+    (
+        "ContainerResource",
+        Source {
+            key: "containerResource",
+            fields: &[
+                ("name", "/name"),
+                ("targetAverageUtilization", "/target/averageUtilization"),
+                ("targetAverageValue", "/target/averageValue"),
+                ("container", "/container"),
+            ],
+        },
+    ),
+    (
+        "External",
+        Source {
+            key: "external",
+            fields: &[
+                ("metricName", "/metric/name"),
+                ("metricSelector", "/metric/selector"),
+                ("targetValue", "/target/value"),
+                ("targetAverageValue", "/target/averageValue"),
+            ],
+        },
+    ),
+];
+
+/// The metric sources of a MetricStatus, by `type`.
+const STATUSES: &[(&str, Source)] = &[
+    (
+        "Object",
+        Source {
+            key: "object",
+            fields: &[
+                ("target", "/describedObject"),
+                ("metricName", "/metric/name"),
+                ("currentValue", "/current/value"),
+                ("selector", "/metric/selector"),
+                ("averageValue", "/current/averageValue"),
+            ],
+        },
+    ),
+    (
+        "Pods",
+        Source {
+            key: "pods",
+            fields: &[
+                ("metricName", "/metric/name"),
+                ("currentAverageValue", "/current/averageValue"),
+                ("selector", "/metric/selector"),
+            ],
+        },
+    ),
+    (
+        "Resource",
+        Source {
+            key: "resource",
+            fields: &[
+                ("name", "/name"),
+                ("currentAverageUtilization", "/current/averageUtilization"),
+                ("currentAverageValue", "/current/averageValue"),
+            ],
+        },
+    ),
+    (
+        "ContainerResource",
+        Source {
+            key: "containerResource",
+            fields: &[
+                ("name", "/name"),
+                ("currentAverageUtilization", "/current/averageUtilization"),
+                ("currentAverageValue", "/current/averageValue"),
+                ("container", "/container"),
+            ],
+        },
+    ),
+    (
+        "External",
+        Source {
+            key: "external",
+            fields: &[
+                ("metricName", "/metric/name"),
+                ("metricSelector", "/metric/selector"),
+                ("currentValue", "/current/value"),
+                ("currentAverageValue", "/current/averageValue"),
+            ],
+        },
+    ),
+];
+
+fn source_of<'a>(table: &'a [(&str, Source)], metric: &Value) -> Option<&'a Source> {
+    table.iter().find(|(kind, _)| metric["type"] == *kind).map(|(_, source)| source)
 }
 
-/// A `v2` MetricStatus in `v1`'s format (`currentAverageValue`, ...).
-fn status_to_v1(m: &Value) -> Value {
-    let at = |p: &str| present(m, p);
-    let source = match m["type"].as_str().unwrap_or_default() {
-        "Object" => (
-            "object",
-            object(&[
-                ("target", at("/object/describedObject")),
-                ("metricName", at("/object/metric/name")),
-                ("currentValue", at("/object/current/value")),
-                ("selector", at("/object/metric/selector")),
-                ("averageValue", at("/object/current/averageValue")),
-            ]),
-        ),
-        "Pods" => (
-            "pods",
-            object(&[
-                ("metricName", at("/pods/metric/name")),
-                ("currentAverageValue", at("/pods/current/averageValue")),
-                ("selector", at("/pods/metric/selector")),
-            ]),
-        ),
-        "Resource" => (
-            "resource",
-            object(&[
-                ("name", at("/resource/name")),
-                ("currentAverageUtilization", at("/resource/current/averageUtilization")),
-                ("currentAverageValue", at("/resource/current/averageValue")),
-            ]),
-        ),
-        "ContainerResource" => (
-            "containerResource",
-            object(&[
-                ("name", at("/containerResource/name")),
-                ("currentAverageUtilization", at("/containerResource/current/averageUtilization")),
-                ("currentAverageValue", at("/containerResource/current/averageValue")),
-                ("container", at("/containerResource/container")),
-            ]),
-        ),
-        "External" => (
-            "external",
-            object(&[
-                ("metricName", at("/external/metric/name")),
-                ("metricSelector", at("/external/metric/selector")),
-                ("currentValue", at("/external/current/value")),
-                ("currentAverageValue", at("/external/current/averageValue")),
-            ]),
-        ),
-        _ => return m.clone(),
-    };
-    json!({"type": m["type"], source.0: source.1})
+/// A `v2` metric in `v1`'s format (`metricName`, `targetAverageValue`, ...).
+fn to_v1(table: &[(&str, Source)], metric: &Value) -> Value {
+    let Some(source) = source_of(table, metric) else { return metric.clone() };
+    let v2 = &metric[source.key];
+    let fields: Map<String, Value> = source
+        .fields
+        .iter()
+        .filter_map(|(v1, pointer)| Some(((*v1).to_owned(), present(v2, pointer)?.clone())))
+        .collect();
+    json!({"type": metric["type"], source.key: fields})
 }
 
-/// A `v1`-format MetricStatus back in `v2`'s.
-fn status_to_v2(m: &Value) -> Value {
-    let at = |p: &str| present(m, p);
-    let metric = |name: &str, selector: &str| object(&[("name", at(name)), ("selector", at(selector))]);
-    let source = match m["type"].as_str().unwrap_or_default() {
-        "Object" => (
-            "object",
-            object(&[
-                ("describedObject", at("/object/target")),
-                ("metric", Some(&metric("/object/metricName", "/object/selector"))),
-                (
-                    "current",
-                    Some(&object(&[
-                        ("value", at("/object/currentValue")),
-                        ("averageValue", at("/object/averageValue")),
-                    ])),
-                ),
-            ]),
-        ),
-        "Pods" => (
-            "pods",
-            object(&[
-                ("metric", Some(&metric("/pods/metricName", "/pods/selector"))),
-                ("current", Some(&object(&[("averageValue", at("/pods/currentAverageValue"))]))),
-            ]),
-        ),
-        source @ ("Resource" | "ContainerResource") => {
-            let key = if source == "Resource" { "resource" } else { "containerResource" };
-            (
-                key,
-                object(&[
-                    ("name", at(&format!("/{key}/name"))),
-                    ("container", at(&format!("/{key}/container"))),
-                    (
-                        "current",
-                        Some(&object(&[
-                            ("averageUtilization", at(&format!("/{key}/currentAverageUtilization"))),
-                            ("averageValue", at(&format!("/{key}/currentAverageValue"))),
-                        ])),
-                    ),
-                ]),
-            )
+/// A `v1`-format metric back in `v2`'s.
+fn to_v2(table: &[(&str, Source)], metric: &Value) -> Value {
+    let Some(source) = source_of(table, metric) else { return metric.clone() };
+    let v1 = &metric[source.key];
+    let mut v2 = json!({});
+    for (field, pointer) in source.fields {
+        if let Some(value) = present(v1, &format!("/{field}")) {
+            let mut at = &mut v2;
+            for part in pointer.trim_start_matches('/').split('/') {
+                at = at.as_object_mut().expect("built of objects").entry(part).or_insert_with(|| json!({}));
+            }
+            *at = value.clone();
         }
-        "External" => (
-            "external",
-            object(&[
-                ("metric", Some(&metric("/external/metricName", "/external/metricSelector"))),
-                (
-                    "current",
-                    Some(&object(&[
-                        ("value", at("/external/currentValue")),
-                        ("averageValue", at("/external/currentAverageValue")),
-                    ])),
-                ),
-            ]),
-        ),
-        _ => return m.clone(),
+    }
+    json!({"type": metric["type"], source.key: v2})
+}
+
+/// A `v1`-format MetricSpec in `v2`'s, with the target type upstream infers from which
+/// target the `v1` metric gives.
+fn spec_to_v2(metric: &Value) -> Value {
+    let mut v2 = to_v2(SPECS, metric);
+    let Some(source) = source_of(SPECS, metric) else { return v2 };
+    let has = |field: &str| present(&metric[source.key], &format!("/{field}")).is_some();
+    let kind = match source.key {
+        "object" if has("averageValue") => "AverageValue",
+        "object" => "Value",
+        "resource" | "containerResource" if has("targetAverageUtilization") => "Utilization",
+        "external" if has("targetValue") => "Value",
+        _ => "AverageValue",
     };
-    json!({"type": m["type"], source.0: source.1})
+    let target =
+        v2[source.key].as_object_mut().expect("built as an object").entry("target").or_insert_with(|| json!({}));
+    target["type"] = json!(kind);
+    v2
 }
 
 /// A stored `v2` object as `v1` serves it.
@@ -318,7 +246,7 @@ pub fn v2_to_v1(obj: &Value) -> Value {
     {
         spec.insert("targetCPUUtilizationPercentage".into(), target.clone());
     }
-    let others: Vec<Value> = metrics.iter().filter(|m| !is_cpu_utilization(m)).map(spec_to_v1).collect();
+    let others: Vec<Value> = metrics.iter().filter(|m| !is_cpu_utilization(m)).map(|m| to_v1(SPECS, m)).collect();
     if !others.is_empty() {
         annotations.push((METRICS, Value::Array(others).to_string()));
     }
@@ -337,7 +265,10 @@ pub fn v2_to_v1(obj: &Value) -> Value {
             converted.insert("currentCPUUtilizationPercentage".into(), utilization.clone());
         }
         if !current.is_empty() {
-            annotations.push((CURRENT_METRICS, Value::Array(current.iter().map(status_to_v1).collect()).to_string()));
+            annotations.push((
+                CURRENT_METRICS,
+                Value::Array(current.iter().map(|m| to_v1(STATUSES, m)).collect()).to_string(),
+            ));
         }
         let conditions = items(status, "/conditions");
         if !conditions.is_empty() {
@@ -396,7 +327,7 @@ pub fn v1_to_v2(obj: &Value) -> Value {
         copy(Some(status), &mut converted, STATUS);
         // The annotation holds every current metric, with more than the CPU percentage.
         let current = match current.as_ref().and_then(Value::as_array) {
-            Some(list) => list.iter().map(status_to_v2).collect(),
+            Some(list) => list.iter().map(|m| to_v2(STATUSES, m)).collect(),
             None => present(status, "/currentCPUUtilizationPercentage")
                 .map(|c| {
                     vec![json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": c}}})]
