@@ -3,19 +3,34 @@
 //! replaces, for transition rules), as apiextensions-apiserver's CEL validator does.
 //!
 //! The evaluator is the `cel` crate: CEL's standard functions and macros (`size`, `has`,
-//! `matches`, `startsWith`, `all`, `exists`, `exists_one`, `map`, `filter`, ...).
-//! Kubernetes' CEL extension libraries (`isSorted`, `lowerAscii`, `quantity`, `url`,
-//! `ip`, ...) are not available: a rule that calls one is not enforced, and
+//! `matches`, `startsWith`, `all`, `exists`, `exists_one`, `map`, `filter`, ...) and
+//! the strings extension Kubernetes also includes (`lowerAscii`, `split`, `replace`,
+//! `substring`, `trim`, `indexOf`, `join`, ...). Kubernetes' own libraries (`isSorted`,
+//! `quantity`, `url`, `ip`, `cidr`, ...) are not available: a rule that calls one is not enforced, and
 //! [`unenforceable_rules`] lists the rules that cannot be compiled at all, so that
 //! definitions can say so. Transition rules are checked where the old value is found at
 //! the same object path (not inside lists).
 
-use cel::{Context, ExecutionError, Program};
+use std::sync::{Arc, LazyLock};
+
+use cel::{Context, Env, ExecutionError, Program};
 use serde_json::Value;
 
 use super::FieldError;
 use super::node::Node;
 use super::path;
+
+/// The environment rules compile and run in: the standard library and the strings
+/// extension.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    env.add_extension(cel::extensions::strings).expect("the strings extension declares once");
+    Arc::new(env)
+});
+
+fn compile(rule: &str) -> Result<Program, String> {
+    ENV.compile(rule).map_err(|e| e.to_string())
+}
 
 /// Validates `obj` (replacing `old`, on update) against every rule in `schema`.
 pub fn validate_rules(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
@@ -38,8 +53,7 @@ fn rules<'a>(node: Node<'a>) -> impl Iterator<Item = &'a Value> {
 fn collect_uncompilable(node: Node<'_>, out: &mut Vec<String>) {
     for rule in rules(node) {
         let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
-        if let Err(e) = Program::compile(text) {
-            let reason = e.to_string();
+        if let Err(reason) = compile(text) {
             out.push(format!("{text}: {}", reason.lines().next().unwrap_or_default()));
         }
     }
@@ -90,10 +104,10 @@ enum Outcome {
 }
 
 fn evaluate(expression: &str, value: &Value, old: Option<&Value>) -> Outcome {
-    let Ok(program) = Program::compile(expression) else {
+    let Ok(program) = compile(expression) else {
         return Outcome::Unenforceable;
     };
-    let mut context = Context::default();
+    let mut context = Context::with_env(ENV.clone());
     if context.add_variable("self", value).is_err() {
         return Outcome::Unenforceable;
     }
@@ -188,7 +202,8 @@ mod tests {
                             "x-kubernetes-validations": [{"rule": "self.port > 0 && self.port < 65536"}],
                             "properties": {"port": {"type": "integer"}},
                         }},
-                        "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.lowerAscii() == self"}]},
+                        "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.lowerAscii() == self", "message": "lower case only"}]},
+                        "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-validations": [{"rule": "self.isSorted()"}]},
                     },
                 },
             },
@@ -233,9 +248,14 @@ mod tests {
     }
 
     #[test]
-    fn rules_calling_kubernetes_extensions_are_not_enforced_and_bad_rules_are_listed() {
+    fn the_strings_extension_is_enforced_kubernetes_libraries_are_not_and_bad_rules_are_listed() {
         let named = json!({"spec": {"replicas": 1, "minReplicas": 1, "name": "MiXeD"}});
-        assert!(validate_rules(&schema(), &named, None).is_empty());
+        assert_eq!(
+            messages(&validate_rules(&schema(), &named, None)),
+            ["spec.name: Invalid value: \"string\": lower case only"]
+        );
+        let unsorted = json!({"spec": {"replicas": 1, "minReplicas": 1, "tags": ["b", "a"]}});
+        assert!(validate_rules(&schema(), &unsorted, None).is_empty(), "isSorted is Kubernetes' own: not enforced");
         assert!(unenforceable_rules(&schema()).is_empty());
         let broken = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]});
         let listed = unenforceable_rules(&broken);
