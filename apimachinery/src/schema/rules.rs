@@ -50,11 +50,48 @@ fn rules<'a>(node: Node<'a>) -> impl Iterator<Item = &'a Value> {
     node.array("x-kubernetes-validations").into_iter().flatten()
 }
 
+/// Functions of Kubernetes' own CEL libraries (lists, regex, URLs, IPs and CIDRs,
+/// quantities, semver, authorizer), which this evaluator does not provide.
+const KUBERNETES_FUNCTIONS: &[&str] = &[
+    "isSorted",
+    "sum",
+    "find",
+    "findAll",
+    "url",
+    "isURL",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
+    "getQuery",
+    "ip",
+    "isIP",
+    "cidr",
+    "isCIDR",
+    "containsIP",
+    "containsCIDR",
+    "quantity",
+    "isQuantity",
+    "semver",
+    "isSemver",
+    "authorizer",
+    "format",
+];
+
 fn collect_uncompilable(node: Node<'_>, out: &mut Vec<String>) {
     for rule in rules(node) {
         let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
-        if let Err(reason) = compile(text) {
-            out.push(format!("{text}: {}", reason.lines().next().unwrap_or_default()));
+        match compile(text) {
+            Err(reason) => out.push(format!("{text}: {}", reason.lines().next().unwrap_or_default())),
+            Ok(program) => {
+                let references = program.references();
+                let missing: Vec<&str> =
+                    references.functions().into_iter().filter(|f| KUBERNETES_FUNCTIONS.contains(f)).collect();
+                if !missing.is_empty() {
+                    out.push(format!("{text}: calls {}, which this server does not provide", missing.join(", ")));
+                }
+            }
         }
     }
     if let Some(properties) = node.properties() {
@@ -118,7 +155,9 @@ fn evaluate(expression: &str, value: &Value, old: Option<&Value>) -> Outcome {
     }
     match program.execute(&context) {
         Ok(result) => Outcome::Value(result),
+        // A function (or an overload of one) this evaluator lacks.
         Err(ExecutionError::UndeclaredReference(name)) if name.as_str() != "oldSelf" => Outcome::Unenforceable,
+        Err(ExecutionError::NoSuchOverload(_) | ExecutionError::NotSupportedAsMethod { .. }) => Outcome::Unenforceable,
         Err(ExecutionError::NoSuchKey(key)) => Outcome::Failed(format!("no such key: {key}")),
         Err(e) => Outcome::Failed(e.to_string()),
     }
@@ -256,7 +295,10 @@ mod tests {
         );
         let unsorted = json!({"spec": {"replicas": 1, "minReplicas": 1, "tags": ["b", "a"]}});
         assert!(validate_rules(&schema(), &unsorted, None).is_empty(), "isSorted is Kubernetes' own: not enforced");
-        assert!(unenforceable_rules(&schema()).is_empty());
+        assert_eq!(
+            unenforceable_rules(&schema()),
+            ["self.isSorted(): calls isSorted, which this server does not provide"]
+        );
         let broken = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]});
         let listed = unenforceable_rules(&broken);
         assert_eq!(listed.len(), 1);
