@@ -40,6 +40,9 @@ pub struct Custom {
     pub selectable_fields: Vec<String>,
     /// The definition is being deleted: no new objects are accepted.
     pub terminating: bool,
+    /// The schema has `default`s, which upstream also applies to objects read from
+    /// storage (written before a default was added).
+    pub defaults_on_read: bool,
 }
 
 impl Custom {
@@ -265,6 +268,9 @@ fn resources_of(definition: &Value) -> Vec<Resource> {
                     .filter(|path| !path.is_empty())
                     .collect(),
                 terminating: definition.pointer("/metadata/deletionTimestamp").is_some(),
+                defaults_on_read: version
+                    .pointer("/schema/openAPIV3Schema")
+                    .is_some_and(has_defaults),
             };
             Resource {
                 group: intern_str(group),
@@ -281,6 +287,15 @@ fn resources_of(definition: &Value) -> Vec<Resource> {
             }
         })
         .collect()
+}
+
+/// Whether a schema declares a `default` anywhere.
+fn has_defaults(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => map.contains_key("default") || map.values().any(has_defaults),
+        Value::Array(items) => items.iter().any(has_defaults),
+        _ => false,
+    }
 }
 
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
@@ -476,6 +491,20 @@ mod tests {
         let registry = Registry::from_definitions([&d]);
         let versions: Vec<&str> = registry.custom().iter().map(|r| r.version).collect();
         assert_eq!(versions, ["v1"]);
+    }
+
+    #[test]
+    fn a_schema_with_defaults_is_applied_on_reads_too() {
+        let plain = json!({"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}});
+        let mut defaulted = plain.clone();
+        defaulted["schema"]["openAPIV3Schema"]["properties"] = json!({"spec": {"type": "object", "properties": {"tz": {"type": "string", "default": "UTC"}}}});
+        let custom = |version: &Value| {
+            Registry::from_definitions([&crontab(json!([version]), true)]).custom()[0]
+                .custom
+                .unwrap()
+        };
+        assert!(!custom(&plain).defaults_on_read);
+        assert!(custom(&defaulted).defaults_on_read);
     }
 
     #[test]

@@ -96,6 +96,7 @@ mod tests {
             columns,
             scale: None,
             selectable_fields: Vec::new(),
+            defaults_on_read: false,
             terminating: false,
         }
     }

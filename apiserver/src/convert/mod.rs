@@ -1,7 +1,9 @@
 //! Version conversion between what a request's version says and what is stored:
 //!
 //! - custom resources served in several versions: stored in the storage version,
-//!   conversion strategy `None` (only `apiVersion` changes), as upstream;
+//!   conversion strategy `None` (only `apiVersion` changes), as upstream; and read with
+//!   their schema's defaults applied, as upstream does (objects stored before a default
+//!   was added get it);
 //! - `events.k8s.io/v1` Events, stored as core `v1` Events ([`events`]), so every client
 //!   sees every event;
 //! - `autoscaling/v1` HorizontalPodAutoscalers, stored as `v2` ([`hpa`]), with what only
@@ -27,7 +29,7 @@ fn is_hpa_v1(resource: &Resource) -> bool {
 /// Whether objects of `resource` are read and written through a conversion.
 pub fn needed(resource: &Resource) -> bool {
     match resource.custom {
-        Some(custom) => custom.storage_version != resource.version,
+        Some(custom) => custom.storage_version != resource.version || custom.defaults_on_read,
         None => is_hpa_v1(resource) || is_events_v1(resource),
     }
 }
@@ -38,8 +40,11 @@ fn api_version_of(obj: &Value) -> &str {
 
 /// Converts a stored object to the version `resource` is served in (no-op otherwise).
 pub fn to_request(resource: &Resource, obj: &mut Value) {
-    if resource.custom.is_some() {
+    if let Some(custom) = resource.custom {
         set_api_version(obj, &resource.api_version());
+        if let Some(schema) = custom.structural_schema().filter(|_| custom.defaults_on_read) {
+            waggle_apimachinery::schema::apply_defaults(schema, obj);
+        }
     } else if is_events_v1(resource) && api_version_of(obj) == "v1" {
         *obj = events::from_core(obj);
     } else if is_hpa_v1(resource) && api_version_of(obj) == hpa::V2 {
@@ -53,7 +58,7 @@ pub fn to_storage(resource: &Resource, obj: &Value) -> Option<Value> {
         return Some(events::to_core(obj));
     }
     if let Some(custom) = resource.custom {
-        if !needed(resource) {
+        if custom.storage_version == resource.version {
             return None;
         }
         let mut stored = obj.clone();

@@ -482,6 +482,19 @@ fn the_schema_defaults_prunes_and_validates_custom_resources() {
         c.ok(&["get", "ct", "colored", "-o", "jsonpath={.spec}"]),
         r#"{"cronSpec":"0 3 * * *","replicas":1}"#
     );
+    // A default added to the schema later shows on objects stored before it.
+    c.ok(&[
+        "patch",
+        "crd",
+        CRD_NAME,
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/timeZone","value":{"type":"string","default":"UTC"}}]"#,
+    ]);
+    assert_eq!(
+        c.ok(&["get", "ct", "colored", "-o", "jsonpath={.spec.timeZone}"]),
+        "UTC"
+    );
 
     let invalid = "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: invalid\nspec:\n  cronSpec: every day\n  replicas: 20\n  tags: [1]\n";
     let refused = c.fails_stdin(&["create", "-f", "-"], invalid);
