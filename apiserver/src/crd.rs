@@ -193,6 +193,91 @@ pub fn default_definition(obj: &mut Value) {
     );
 }
 
+/// Refuses names another definition of the same group serves, as upstream's naming
+/// controller does: `NamesAccepted` turns false with the first conflict, and a
+/// definition never established stays so (it is not served). Runs after
+/// [`default_definition`], with the served resources of `registry`.
+pub fn check_names(registry: &Registry, obj: &mut Value) {
+    let spec = &obj["spec"];
+    let group = spec["group"].as_str().unwrap_or_default();
+    let own = objects::name(obj).to_owned();
+    let taken: Vec<&Resource> = registry
+        .custom()
+        .iter()
+        .copied()
+        .filter(|r| r.group == group && r.custom.is_some_and(|c| c.definition != own.as_str()))
+        .collect();
+    let names = &spec["names"];
+    let name = |key: &str| names[key].as_str().unwrap_or_default().to_owned();
+    let used_as_resource = |n: &str| {
+        taken
+            .iter()
+            .any(|r| r.plural == n || r.singular == n || r.short_names.contains(&n))
+    };
+    let used_as_kind = |n: &str| {
+        taken
+            .iter()
+            .any(|r| r.kind == n || r.custom.is_some_and(|c| c.list_kind == n))
+    };
+    let short_names: Vec<String> = names["shortNames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let conflict = [
+        (
+            "PluralConflict",
+            Some(name("plural")).filter(|n| used_as_resource(n)),
+        ),
+        (
+            "SingularConflict",
+            Some(name("singular")).filter(|n| used_as_resource(n)),
+        ),
+        (
+            "ShortNamesConflict",
+            short_names.into_iter().find(|n| used_as_resource(n)),
+        ),
+        (
+            "KindConflict",
+            Some(name("kind")).filter(|n| used_as_kind(n)),
+        ),
+        (
+            "ListKindConflict",
+            Some(name("listKind")).filter(|n| used_as_kind(n)),
+        ),
+    ]
+    .into_iter()
+    .find_map(|(reason, taken)| Some((reason, taken?)));
+    let Some((reason, taken)) = conflict else {
+        return;
+    };
+    let served = registry
+        .custom()
+        .iter()
+        .any(|r| r.custom.is_some_and(|c| c.definition == own.as_str()));
+    let Some(conditions) = obj.pointer_mut("/status/conditions") else {
+        return;
+    };
+    set_condition(
+        conditions,
+        "NamesAccepted",
+        "False",
+        reason,
+        &format!("\"{taken}\" is already in use"),
+    );
+    if !served {
+        set_condition(
+            conditions,
+            "Established",
+            "False",
+            "NotAccepted",
+            "not all names are accepted",
+        );
+    }
+}
+
 /// Sets a condition, keeping its transition time when its status does not change.
 fn set_condition(conditions: &mut Value, kind: &str, status: &str, reason: &str, message: &str) {
     if !conditions.is_array() {
@@ -408,5 +493,39 @@ mod tests {
         mark_terminating(&mut crd);
         assert_eq!(crd["metadata"]["finalizers"], json!([CLEANUP_FINALIZER]));
         assert_eq!(crd["status"]["conditions"][2]["type"], "Terminating");
+    }
+
+    #[test]
+    fn names_another_definition_serves_are_not_accepted() {
+        let served = |name: &str, plural: &str, kind: &str| {
+            let mut crd = json!({
+                "metadata": {"name": name},
+                "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": plural, "singular": plural.trim_end_matches('s'), "kind": kind},
+                         "versions": [{"name": "v1", "served": true, "storage": true}]},
+            });
+            default_definition(&mut crd);
+            crd
+        };
+        let registry =
+            Registry::from_definitions([&served("widgets.example.com", "widgets", "Widget")]);
+        let mut clash = served("gadgets.example.com", "gadgets", "Widget");
+        check_names(&registry, &mut clash);
+        let conditions = &clash["status"]["conditions"];
+        assert_eq!(
+            (
+                conditions[0]["status"].as_str(),
+                conditions[0]["reason"].as_str()
+            ),
+            (Some("False"), Some("KindConflict"))
+        );
+        assert_eq!(conditions[0]["message"], "\"Widget\" is already in use");
+        assert_eq!(conditions[1]["reason"], "NotAccepted");
+        let mut fine = served("gizmos.example.com", "gizmos", "Gizmo");
+        check_names(&registry, &mut fine);
+        assert!(waggle_apimachinery::registry::custom::established(&fine));
+        // A definition does not clash with itself.
+        let mut again = served("widgets.example.com", "widgets", "Widget");
+        check_names(&registry, &mut again);
+        assert!(waggle_apimachinery::registry::custom::established(&again));
     }
 }

@@ -52,6 +52,9 @@ pub async fn create_object(state: &ApiState, target: &Target, params: &Params, m
     }
     lifecycle::prepare_create(resource, &mut obj);
     defaults::apply(resource, &mut obj);
+    if crate::crd::is_definitions(resource.group, resource.plural) {
+        crate::crd::check_names(&state.registry(), &mut obj);
+    }
     crate::kubectl::managed::record(resource, None, &mut obj, "");
     validation::validate(resource, &obj, None)?;
     let is_service = resource.group.is_empty() && resource.kind == "Service";

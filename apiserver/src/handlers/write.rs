@@ -101,6 +101,9 @@ impl Update<'_> {
             Mode::Raw => new,
         };
         defaults::apply(resource, &mut new);
+        if crate::crd::is_definitions(resource.group, resource.plural) {
+            crate::crd::check_names(&self.state.registry(), &mut new);
+        }
         match self.mode {
             Mode::Main => crate::kubectl::managed::record(resource, Some(old), &mut new, ""),
             Mode::Status => crate::kubectl::managed::record(resource, Some(old), &mut new, "status"),

@@ -559,3 +559,33 @@ fn a_definition_converted_by_webhook_is_served_in_its_storage_version_with_a_war
     assert_line(&versions, "example.com/v1");
     assert!(!has_line(&versions, "example.com/v1beta1"), "{versions}");
 }
+
+#[test]
+fn a_definition_whose_names_are_taken_is_not_served() {
+    let c = with_crontabs();
+    // Another resource of the group claiming the kind and a short name already in use.
+    let copy = CRONTAB_DEFINITION
+        .replace(
+            "name: crontabs.stable.example.com",
+            "name: crontabcopies.stable.example.com",
+        )
+        .replace("plural: crontabs", "plural: crontabcopies")
+        .replace("singular: crontab", "singular: crontabcopy");
+    c.ok_stdin(&["create", "-f", "-"], &copy);
+    let conditions = c.ok(&[
+        "get",
+        "crd",
+        "crontabcopies.stable.example.com",
+        "-o",
+        r#"jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason}: {.message};{end}"#,
+    ]);
+    assert_eq!(
+        conditions,
+        "NamesAccepted=False/ShortNamesConflict: \"ct\" is already in use;Established=False/NotAccepted: not all names are accepted;"
+    );
+    let served = c.ok(&["get", "--raw", "/apis/stable.example.com/v1"]);
+    assert!(
+        served.contains("\"crontabs\"") && !served.contains("crontabcopies"),
+        "{served}"
+    );
+}
