@@ -58,30 +58,18 @@ impl Definitions {
 /// Re-reads every definition, swaps the registry and resumes the clean-up of those
 /// being deleted; returns the revision read at.
 pub async fn refresh(state: &Shared) -> Result<Revision, StoreError> {
-    let mut definitions = Vec::new();
-    let mut options = ListOptions {
-        prefix: keys::collection_prefix(definitions_resource(), None),
-        ..Default::default()
-    };
-    let revision = loop {
-        let page = state.store.list(&options).await?;
-        let done = page.remaining == 0 || page.items.is_empty();
-        options.start_after = page.items.last().map(|kv| kv.key.clone());
-        options.at_revision = Some(page.revision);
-        definitions.extend(
-            page.items
-                .iter()
-                .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok()),
-        );
-        if done {
-            break page.revision;
-        }
-    };
+    let prefix = keys::collection_prefix(definitions_resource(), None);
+    let listed = waggle_store::list_prefix(state.store.as_ref(), &prefix).await?;
+    let definitions: Vec<Value> = listed
+        .items
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+        .collect();
     *state.definitions.registry.write() = Registry::from_definitions(&definitions);
     for definition in definitions.iter().filter(|d| awaits_cleanup(d)) {
         spawn_cleanup(state.clone(), objects::name(definition).to_owned());
     }
-    Ok(revision)
+    Ok(listed.revision)
 }
 
 /// Follows the stored definitions from `after` until aborted.

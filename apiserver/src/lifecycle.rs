@@ -101,17 +101,14 @@ fn spec_changed(resource: &Resource, new: &Value, old: &Value) -> bool {
     if resource.custom.is_none() {
         return new.get("spec") != old.get("spec");
     }
-    let counted = |obj: &Value| -> Value {
-        let mut obj = obj.clone();
-        if let Some(map) = obj.as_object_mut() {
-            map.remove("metadata");
-            if resource.has_subresource("status") {
-                map.remove("status");
-            }
-        }
-        obj
+    let status_apart = resource.has_subresource("status");
+    let counted = |key: &str| key != "metadata" && !(status_apart && key == "status");
+    let (Some(new), Some(old)) = (new.as_object(), old.as_object()) else {
+        return new != old;
     };
-    counted(new) != counted(old)
+    // Compared in place: an update of a custom resource copies nothing to decide this.
+    new.keys().filter(|k| counted(k)).count() != old.keys().filter(|k| counted(k)).count()
+        || new.iter().any(|(k, v)| counted(k) && old.get(k) != Some(v))
 }
 
 /// A Service leaving NodePort/LoadBalancer loses the node ports it carried over, as

@@ -113,6 +113,23 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Every key under `prefix`, read page by page at one revision; with that revision
+/// (what a follower loads before it watches from there).
+pub async fn list_prefix(store: &dyn Store, prefix: &str) -> Result<ListResult, StoreError> {
+    let mut options = ListOptions { prefix: prefix.to_owned(), ..Default::default() };
+    let mut items = Vec::new();
+    loop {
+        let page = store.list(&options).await?;
+        let done = page.remaining == 0 || page.items.is_empty();
+        options.start_after = page.items.last().map(|kv| kv.key.clone());
+        options.at_revision = Some(page.revision);
+        items.extend(page.items);
+        if done {
+            return Ok(ListResult { items, revision: page.revision, remaining: 0 });
+        }
+    }
+}
+
 /// A revisioned key-value store (see the crate docs for its semantics).
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {

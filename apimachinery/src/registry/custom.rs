@@ -391,24 +391,22 @@ fn intern_list(list: Vec<&'static str>) -> &'static [&'static str] {
     leaked
 }
 
-fn intern_custom(custom: Custom) -> &'static Custom {
-    let mut interned = interned();
-    if let Some(known) = interned.customs.iter().find(|c| ***c == custom) {
-        return known;
+/// The value in `known` equal to `value`, or `value` leaked and added to them.
+fn find_or_leak<T: PartialEq>(known: &mut Vec<&'static T>, value: T) -> &'static T {
+    if let Some(found) = known.iter().find(|k| ***k == value) {
+        return found;
     }
-    let leaked: &'static Custom = Box::leak(Box::new(custom));
-    interned.customs.push(leaked);
+    let leaked: &'static T = Box::leak(Box::new(value));
+    known.push(leaked);
     leaked
 }
 
+fn intern_custom(custom: Custom) -> &'static Custom {
+    find_or_leak(&mut interned().customs, custom)
+}
+
 fn intern_resource(resource: Resource) -> &'static Resource {
-    let mut interned = interned();
-    if let Some(known) = interned.resources.iter().find(|r| ***r == resource) {
-        return known;
-    }
-    let leaked: &'static Resource = Box::leak(Box::new(resource));
-    interned.resources.push(leaked);
-    leaked
+    find_or_leak(&mut interned().resources, resource)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use waggle_apimachinery::registry::{self, Resource};
-use waggle_store::{ListOptions, Revision, Store, StoreError, WatchEvent};
+use waggle_store::{ListResult, Revision, Store, StoreError, WatchEvent};
 
 use super::policy::Snapshot;
 use crate::keys;
@@ -94,21 +94,9 @@ impl Index {
     }
 
     async fn relist(&self, kind: usize) -> Result<Revision, StoreError> {
-        let mut items = Vec::new();
-        let mut options = ListOptions {
-            prefix: prefix(kind),
-            ..Default::default()
-        };
-        let revision = loop {
-            let page = self.store.list(&options).await?;
-            let done = page.remaining == 0 || page.items.is_empty();
-            options.start_after = page.items.last().map(|kv| kv.key.clone());
-            options.at_revision = Some(page.revision);
-            items.extend(page.items);
-            if done {
-                break page.revision;
-            }
-        };
+        let ListResult {
+            items, revision, ..
+        } = waggle_store::list_prefix(self.store.as_ref(), &prefix(kind)).await?;
         {
             let mut objects = self.objects.lock();
             let entries = &mut objects[kind];

@@ -15,7 +15,16 @@ use crate::state::ApiState;
 use crate::status::{ApiError, Cause};
 use crate::target::Target;
 
-/// A JSON pointer for a scale path of a definition (`.spec.replicas` → `/spec/replicas`).
+/// Where `resource`'s objects keep the desired and the current replicas, as simple
+/// paths (`.spec.replicas`): a custom resource's definition names them.
+fn replicas_paths(resource: &Resource) -> (&str, &str) {
+    match resource.custom.and_then(|c| c.scale.as_ref()) {
+        Some(paths) => (&paths.spec_replicas, &paths.status_replicas),
+        None => (".spec.replicas", ".status.replicas"),
+    }
+}
+
+/// A JSON pointer for a simple path (`.spec.replicas` → `/spec/replicas`).
 fn pointer(path: &str) -> String {
     path.replace('.', "/")
 }
@@ -60,17 +69,14 @@ pub fn scale_of(resource: &Resource, obj: &Value) -> Value {
             metadata[key] = v.clone();
         }
     }
-    let (spec_replicas, status_replicas) = match paths {
-        Some(p) => (pointer(&p.spec_replicas), pointer(&p.status_replicas)),
-        None => ("/spec/replicas".into(), "/status/replicas".into()),
-    };
+    let (spec_replicas, status_replicas) = replicas_paths(resource);
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": obj.pointer(&spec_replicas).cloned().unwrap_or(json!(0))},
+        "spec": {"replicas": obj.pointer(&pointer(spec_replicas)).cloned().unwrap_or(json!(0))},
         "status": {
-            "replicas": obj.pointer(&status_replicas).cloned().unwrap_or(json!(0)),
+            "replicas": obj.pointer(&pointer(status_replicas)).cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
     })
@@ -101,9 +107,8 @@ fn apply_scale(resource: &Resource, obj: &Value, scale: &Value) -> Result<Value,
         )));
     }
     let mut new = obj.clone();
-    let path = resource.custom.and_then(|c| c.scale.as_ref()).map_or(".spec.replicas", |p| p.spec_replicas.as_str());
     let mut at = &mut new;
-    for field in path.trim_start_matches('.').split('.') {
+    for field in replicas_paths(resource).0.trim_start_matches('.').split('.') {
         if !at.is_object() {
             *at = json!({});
         }
