@@ -1,0 +1,16 @@
+//! The controllers' error type.
+
+/// Why a reconcile (or a controller) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+    #[error("{kind} {namespace}/{name}: invalid selector: {reason}")]
+    Selector { kind: &'static str, namespace: String, name: String, reason: String },
+    #[error("{kind} {namespace}/{name}: {reason}")]
+    Invalid { kind: &'static str, namespace: String, name: String, reason: String },
+    #[error("root-ca-cert-publisher needs the cluster CA bundle (--root-ca-file or the kubeconfig's certificate-authority-data)")]
+    NoRootCa,
+    #[error("{controller} controller: its watch ended")]
+    Stopped { controller: &'static str },
+}

