@@ -9,7 +9,9 @@ pub enum Error {
     Selector { kind: &'static str, namespace: String, name: String, reason: String },
     #[error("{kind} {namespace}/{name}: {reason}")]
     Invalid { kind: &'static str, namespace: String, name: String, reason: String },
-    #[error("root-ca-cert-publisher needs the cluster CA bundle (--root-ca-file or the kubeconfig's certificate-authority-data)")]
+    #[error(
+        "root-ca-cert-publisher needs the cluster CA bundle (--root-ca-file or the kubeconfig's certificate-authority-data)"
+    )]
     NoRootCa,
     #[error("{controller} controller: its watch ended")]
     Stopped { controller: &'static str },

@@ -11,7 +11,7 @@
 //!
 //! [`run`] starts the chosen ones and runs until one fails.
 
-//pub mod deployment;
+pub mod deployment;
 mod error;
 mod events;
 pub mod namespace_defaults;
@@ -89,7 +89,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         tracing::info!(%controller, "starting controller");
         let client = client.clone();
         running.push(match controller {
-            Controller::Deployment => todo!(),
+            Controller::Deployment => deployment::run(client).boxed(),
             Controller::ReplicaSet => replicaset::run(client).boxed(),
             Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
             Controller::RootCaCertPublisher => {
@@ -99,4 +99,42 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         });
     }
     try_join_all(running).await.map(|_| ())
+}
+
+/// The controllers a kube-controller-manager style `--controllers` list names: `*`
+/// for every one, a name to add one, `-name` to leave one out (`*,-deployment`).
+/// Empty entries are ignored, so an empty list runs none.
+pub fn select<S: AsRef<str>>(list: &[S]) -> Result<Vec<Controller>, String> {
+    let mut chosen: Vec<Controller> = Vec::new();
+    let mut excluded: Vec<Controller> = Vec::new();
+    for entry in list.iter().map(|e| e.as_ref().trim()).filter(|e| !e.is_empty()) {
+        if entry == "*" {
+            chosen.extend(Controller::ALL);
+        } else if let Some(name) = entry.strip_prefix('-') {
+            excluded.push(name.parse()?);
+        } else {
+            chosen.push(entry.parse()?);
+        }
+    }
+    Ok(Controller::ALL.into_iter().filter(|c| chosen.contains(c) && !excluded.contains(c)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_follows_kube_controller_manager() {
+        assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
+        assert_eq!(
+            select(&["*", "-deployment", "-replicaset"]).unwrap(),
+            [Controller::ServiceAccount, Controller::RootCaCertPublisher]
+        );
+        assert_eq!(select(&["replicaset"]).unwrap(), [Controller::ReplicaSet]);
+        assert_eq!(select(&[""]).unwrap(), []);
+        assert_eq!(
+            select(&["deploy"]).unwrap_err(),
+            "unknown controller \"deploy\"; known: deployment, replicaset, serviceaccount, root-ca-cert-publisher"
+        );
+    }
 }

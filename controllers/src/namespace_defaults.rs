@@ -28,56 +28,59 @@ const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to veri
 
 /// Keeps a `default` ServiceAccount in every namespace.
 pub async fn run_service_accounts(client: Client) -> Result<(), Error> {
-    let ensure = Arc::new(|api: Api<ServiceAccount>, existing: Option<ServiceAccount>| -> BoxFuture<'static, Result<(), Error>> {
-        Box::pin(async move {
-            if existing.is_none() {
-                let account = ServiceAccount {
-                    metadata: ObjectMeta { name: Some(DEFAULT_SERVICE_ACCOUNT.into()), ..ObjectMeta::default() },
-                    ..ServiceAccount::default()
-                };
-                create_if_absent(&api, &account).await?;
-            }
-            Ok(())
-        })
-    });
+    let ensure = Arc::new(
+        |api: Api<ServiceAccount>, existing: Option<ServiceAccount>| -> BoxFuture<'static, Result<(), Error>> {
+            Box::pin(async move {
+                if existing.is_none() {
+                    let account = ServiceAccount {
+                        metadata: ObjectMeta { name: Some(DEFAULT_SERVICE_ACCOUNT.into()), ..ObjectMeta::default() },
+                        ..ServiceAccount::default()
+                    };
+                    create_if_absent(&api, &account).await?;
+                }
+                Ok(())
+            })
+        },
+    );
     per_namespace(client, "serviceaccount", DEFAULT_SERVICE_ACCOUNT, ensure).await
 }
 
 /// Keeps `kube-root-ca.crt` with `ca.crt: <ca>` in every namespace.
 pub async fn run_root_ca_publisher(client: Client, ca: String) -> Result<(), Error> {
-    let ensure = Arc::new(move |api: Api<ConfigMap>, existing: Option<ConfigMap>| -> BoxFuture<'static, Result<(), Error>> {
-        let ca = ca.clone();
-        Box::pin(async move {
-            let data = BTreeMap::from([("ca.crt".to_owned(), ca)]);
-            let description = ("kubernetes.io/description".to_owned(), ROOT_CA_DESCRIPTION.to_owned());
-            match existing {
-                None => {
-                    let map = ConfigMap {
-                        metadata: ObjectMeta {
-                            name: Some(ROOT_CA_CONFIG_MAP.into()),
-                            annotations: Some(BTreeMap::from([description])),
-                            ..ObjectMeta::default()
-                        },
-                        data: Some(data),
-                        ..ConfigMap::default()
-                    };
-                    create_if_absent(&api, &map).await
-                }
-                Some(mut map) => {
-                    let annotated = map.annotations().get(&description.0) == Some(&description.1);
-                    if map.data.as_ref() == Some(&data) && map.binary_data.is_none() && annotated {
-                        return Ok(());
+    let ensure =
+        Arc::new(move |api: Api<ConfigMap>, existing: Option<ConfigMap>| -> BoxFuture<'static, Result<(), Error>> {
+            let ca = ca.clone();
+            Box::pin(async move {
+                let data = BTreeMap::from([("ca.crt".to_owned(), ca)]);
+                let description = ("kubernetes.io/description".to_owned(), ROOT_CA_DESCRIPTION.to_owned());
+                match existing {
+                    None => {
+                        let map = ConfigMap {
+                            metadata: ObjectMeta {
+                                name: Some(ROOT_CA_CONFIG_MAP.into()),
+                                annotations: Some(BTreeMap::from([description])),
+                                ..ObjectMeta::default()
+                            },
+                            data: Some(data),
+                            ..ConfigMap::default()
+                        };
+                        create_if_absent(&api, &map).await
                     }
-                    map.data = Some(data);
-                    map.binary_data = None;
-                    map.annotations_mut().insert(description.0, description.1);
-                    // A conflict means someone else wrote it meanwhile: the watch brings us back.
-                    api.replace(ROOT_CA_CONFIG_MAP, &PostParams::default(), &map).await?;
-                    Ok(())
+                    Some(mut map) => {
+                        let annotated = map.annotations().get(&description.0) == Some(&description.1);
+                        if map.data.as_ref() == Some(&data) && map.binary_data.is_none() && annotated {
+                            return Ok(());
+                        }
+                        map.data = Some(data);
+                        map.binary_data = None;
+                        map.annotations_mut().insert(description.0, description.1);
+                        // A conflict means someone else wrote it meanwhile: the watch brings us back.
+                        api.replace(ROOT_CA_CONFIG_MAP, &PostParams::default(), &map).await?;
+                        Ok(())
+                    }
                 }
-            }
-        })
-    });
+            })
+        });
     per_namespace(client, "root-ca-cert-publisher", ROOT_CA_CONFIG_MAP, ensure).await
 }
 
@@ -91,7 +94,12 @@ struct Context<K> {
 
 /// Runs `ensure` for each live namespace with the namespace's object named `child`
 /// (or `None`), again whenever that object changes or goes.
-async fn per_namespace<K>(client: Client, controller: &'static str, child: &'static str, ensure: Ensure<K>) -> Result<(), Error>
+async fn per_namespace<K>(
+    client: Client,
+    controller: &'static str,
+    child: &'static str,
+    ensure: Ensure<K>,
+) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -119,7 +127,10 @@ where
 
 async fn reconcile<K>(namespace: Arc<Namespace>, context: Arc<Context<K>>) -> Result<Action, Error>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let terminating = namespace.metadata.deletion_timestamp.is_some()
         || namespace.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");

@@ -78,8 +78,7 @@ pub fn adoption_patch(meta: &ObjectMeta, owner: OwnerReference) -> serde_json::V
 
 /// The merge patch that releases an object from the controller `owner_uid`.
 pub fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> serde_json::Value {
-    let references: Vec<_> =
-        meta.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).cloned().collect();
+    let references: Vec<_> = meta.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).cloned().collect();
     serde_json::json!({"metadata": {"ownerReferences": references, "uid": meta.uid}})
 }
 

@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn pending_and_unready_pods_go_first() {
-        let running_ready = pod("ready", json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}));
+        let running_ready =
+            pod("ready", json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}));
         let running = pod("running", json!({"phase": "Running"}));
         let pending = pod("pending", json!({"phase": "Pending"}));
         let mut pods = [&running_ready, &running, &pending];

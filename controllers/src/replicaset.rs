@@ -166,7 +166,9 @@ async fn scale(
             for result in results {
                 match result {
                     Ok(created) => {
-                        events.normal(&reference, "SuccessfulCreate", format!("Created pod: {}", created.name_any())).await;
+                        events
+                            .normal(&reference, "SuccessfulCreate", format!("Created pod: {}", created.name_any()))
+                            .await;
                         active.push(created);
                     }
                     Err(error) => failed = Some(error),

@@ -5,6 +5,10 @@
 //! kubectl is `/usr/bin/kubectl.1.32`, else the 1.32 binary of the Google Cloud SDK
 //! (bypassing its version dispatcher, which picks a binary by server version), else
 //! `kubectl` from `PATH`; `WAGGLE_KUBECTL` overrides.
+//!
+//! [`Cluster::start`] runs the API server alone, so each case sees exactly the objects
+//! it made; [`Cluster::with_controllers`] adds Waggle's controllers, as `waggle server`
+//! runs them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +45,7 @@ fn kubectl_binary() -> PathBuf {
 pub struct Cluster {
     runtime: tokio::runtime::Runtime,
     server: Option<waggle_apiserver::Running>,
+    controllers: Option<tokio::task::JoinHandle<()>>,
     dir: TempDir,
     kubectl: PathBuf,
     kubeconfig: PathBuf,
@@ -93,10 +98,35 @@ impl Cluster {
         Cluster {
             runtime,
             server: Some(server),
+            controllers: None,
             dir,
             kubectl: kubectl_binary(),
             kubeconfig,
         }
+    }
+
+    /// Starts a fresh server with every controller running against it.
+    pub fn with_controllers() -> Cluster {
+        let mut cluster = Cluster::start();
+        // rustls is built with more than one provider in this workspace; kube-rs then
+        // needs the process default chosen (an error only means it is already set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = cluster.kubeconfig.clone();
+        let ca = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.crt"))
+            .expect("reading the cluster CA");
+        let task = cluster.runtime.spawn(async move {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .expect("client configuration");
+            let client = kube::Client::try_from(config).expect("client");
+            let options = waggle_controllers::Options::all(Some(ca));
+            if let Err(error) = waggle_controllers::run(client, options).await {
+                eprintln!("controllers stopped: {error}");
+            }
+        });
+        cluster.controllers = Some(task);
+        cluster
     }
 
     /// The kubectl binary's file name: what kube-apiserver takes as the default field
@@ -219,6 +249,19 @@ impl Cluster {
         r.stderr
     }
 
+    /// Runs kubectl until its output satisfies `done` (30 seconds at most); returns the
+    /// last output.
+    pub fn wait_for_output(&self, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.ok(args);
+            if done(&out) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Starts kubectl in the background with stdout captured to a file (for `get -w`).
     pub fn spawn(&self, args: &[&str]) -> Background {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -239,6 +282,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if let Some(controllers) = self.controllers.take() {
+            controllers.abort();
+        }
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());
         }

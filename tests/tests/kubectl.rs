@@ -13,6 +13,8 @@ mod asserts;
 mod apply;
 #[path = "kubectl_support/auth.rs"]
 mod auth;
+#[path = "kubectl_support/controllers.rs"]
+mod controllers;
 #[path = "kubectl_support/create.rs"]
 mod create;
 #[path = "kubectl_support/custom.rs"]

@@ -1,5 +1,6 @@
 //! `waggle`: the user-facing binary. Each subcommand lives in `cmd/` and is a thin
-//! edge over a library crate (`waggle-apiserver`, `waggle-proxy`, `waggle-datapath`).
+//! edge over a library crate (`waggle-apiserver`, `waggle-controllers`, `waggle-proxy`,
+//! `waggle-datapath`).
 
 mod cmd;
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the Kubernetes API server.
     Server(cmd::server::Args),
+    /// Run the controllers (Deployments, ReplicaSets, namespace defaults) against an API server.
+    Controllers(cmd::controllers::Args),
     /// Run the per-node service proxy (eBPF load balancing).
     Proxy(cmd::proxy::Args),
     /// Inspect the eBPF maps of a running proxy.
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
+            Command::Controllers(args) => cmd::controllers::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
             Command::Bpf(command) => cmd::bpf::run(command).await,
         }

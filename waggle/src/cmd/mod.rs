@@ -1,3 +1,4 @@
 pub mod bpf;
+pub mod controllers;
 pub mod proxy;
 pub mod server;

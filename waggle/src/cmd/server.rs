@@ -1,4 +1,5 @@
-//! `waggle server`: the Kubernetes API server on an embedded SQLite store or etcd.
+//! `waggle server`: the Kubernetes API server on an embedded SQLite store or etcd, with
+//! the controllers (`waggle controllers`) in-process.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ pub struct Args {
     /// Extra names or addresses for the serving certificate.
     #[arg(long, value_delimiter = ',')]
     tls_san: Vec<String>,
+    /// The controllers run in-process, as `waggle controllers` would run them.
+    #[command(flatten)]
+    controllers: super::controllers::Selection,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -55,7 +59,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(http) = running.http_addr {
         eprintln!("plain HTTP (development) at http://{http}");
     }
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    let controllers = async {
+        let config = super::controllers::from_file(&running.kubeconfig).await?;
+        super::controllers::run_with(config, &args.controllers).await?;
+        // None were chosen: serve on.
+        std::future::pending().await
+    };
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
+        result = controllers => {
+            running.shutdown().await;
+            compaction.abort();
+            return result;
+        }
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     compaction.abort();

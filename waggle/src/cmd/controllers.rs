@@ -1,0 +1,78 @@
+//! `waggle controllers`: the controller manager (Deployments, ReplicaSets, namespace
+//! defaults) against any Kubernetes API server. `waggle server` runs the same
+//! controllers in-process.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Kubeconfig for the API server (default: in-cluster, then $KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    selection: Selection,
+}
+
+/// Which controllers run, shared by `waggle controllers` and `waggle server`.
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
+    /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
+    /// serviceaccount, root-ca-cert-publisher.
+    #[arg(long, default_value = "*", value_delimiter = ',')]
+    controllers: Vec<String>,
+    /// CA bundle (PEM) published as `kube-root-ca.crt` in every namespace (default: the
+    /// CA the client trusts for the API server).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = match &args.kubeconfig {
+        Some(path) => from_file(path).await?,
+        None => kube::Config::infer().await.context("finding the API server (no --kubeconfig)")?,
+    };
+    tokio::select! {
+        result = run_with(config, &args.selection) => result,
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
+    }
+}
+
+/// A client configuration from a kubeconfig file.
+pub async fn from_file(path: &Path) -> anyhow::Result<kube::Config> {
+    let kubeconfig = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("using kubeconfig {}", path.display()))
+}
+
+/// Runs the selected controllers with `config` until one fails.
+pub async fn run_with(config: kube::Config, selection: &Selection) -> anyhow::Result<()> {
+    let controllers = waggle_controllers::select(&selection.controllers).map_err(anyhow::Error::msg)?;
+    let root_ca = match &selection.root_ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => config.root_cert.as_deref().map(pem_bundle),
+    };
+    let client = kube::Client::try_from(config).context("building the API client")?;
+    let options = waggle_controllers::Options { controllers, root_ca };
+    waggle_controllers::run(client, options).await.context("controllers")
+}
+
+/// DER certificates as a PEM bundle.
+fn pem_bundle(certificates: &[Vec<u8>]) -> String {
+    let mut pem = String::new();
+    for der in certificates {
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem
+}
