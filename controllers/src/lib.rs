@@ -6,12 +6,15 @@
 //!   readiness in its status.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
+//! - [`endpoints`]: a Service's selected pods as EndpointSlices (what the proxy
+//!   programs) and as v1 Endpoints.
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
 //! [`run`] starts the chosen ones and runs until one fails.
 
 pub mod deployment;
+pub mod endpoints;
 mod error;
 mod events;
 pub mod namespace_defaults;
@@ -32,18 +35,28 @@ pub use error::Error;
 pub enum Controller {
     Deployment,
     ReplicaSet,
+    EndpointSlice,
+    Endpoint,
     ServiceAccount,
     RootCaCertPublisher,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 4] =
-        [Controller::Deployment, Controller::ReplicaSet, Controller::ServiceAccount, Controller::RootCaCertPublisher];
+    pub const ALL: [Controller; 6] = [
+        Controller::Deployment,
+        Controller::ReplicaSet,
+        Controller::EndpointSlice,
+        Controller::Endpoint,
+        Controller::ServiceAccount,
+        Controller::RootCaCertPublisher,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Controller::Deployment => "deployment",
             Controller::ReplicaSet => "replicaset",
+            Controller::EndpointSlice => "endpointslice",
+            Controller::Endpoint => "endpoint",
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
         }
@@ -91,6 +104,8 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         running.push(match controller {
             Controller::Deployment => deployment::run(client).boxed(),
             Controller::ReplicaSet => replicaset::run(client).boxed(),
+            Controller::EndpointSlice => endpoints::run_slices(client).boxed(),
+            Controller::Endpoint => endpoints::run_endpoints(client).boxed(),
             Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
             Controller::RootCaCertPublisher => {
                 let ca = options.root_ca.clone().ok_or(Error::NoRootCa)?;
@@ -128,13 +143,18 @@ mod tests {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
             select(&["*", "-deployment", "-replicaset"]).unwrap(),
-            [Controller::ServiceAccount, Controller::RootCaCertPublisher]
+            [
+                Controller::EndpointSlice,
+                Controller::Endpoint,
+                Controller::ServiceAccount,
+                Controller::RootCaCertPublisher
+            ]
         );
         assert_eq!(select(&["replicaset"]).unwrap(), [Controller::ReplicaSet]);
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, serviceaccount, root-ca-cert-publisher"
+            "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, serviceaccount, root-ca-cert-publisher"
         );
     }
 }

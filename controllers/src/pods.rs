@@ -18,6 +18,11 @@ pub fn is_active(pod: &Pod) -> bool {
     !matches!(phase(pod), "Succeeded" | "Failed") && pod.metadata.deletion_timestamp.is_none()
 }
 
+/// Not finished: active, or on its way out but still running.
+pub fn is_active_or_terminating(pod: &Pod) -> bool {
+    !matches!(phase(pod), "Succeeded" | "Failed")
+}
+
 /// Since when the pod's `Ready` condition has been true.
 fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
     let conditions = pod.status.as_ref()?.conditions.as_ref()?;

@@ -3,111 +3,18 @@
 //! defaults. No kubelet runs here, so the test plays its part: every pod that exists
 //! is marked running and ready.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
-use waggle_controllers::{Controller, Options};
-
-struct Bed {
-    client: Client,
-    running: Option<waggle_apiserver::Running>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Bed {
-    async fn start(controllers: &[Controller], kubelet: bool) -> Bed {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let spec = format!("sqlite://{}", dir.path().join("state.db").display());
-        let store = waggle_store::open(&spec).await.expect("open sqlite store");
-        let mut config = waggle_apiserver::Config::new(dir.path().to_owned(), store);
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        let running = waggle_apiserver::start(config).await.expect("server starts");
-        let kubeconfig = Kubeconfig::read_from(&running.kubeconfig).expect("kubeconfig");
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
-        let client = Client::try_from(config).expect("client");
-        let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).ok();
-        let options = Options { controllers: controllers.to_vec(), root_ca: ca };
-        let mut tasks = vec![tokio::spawn({
-            let client = client.clone();
-            async move {
-                if let Err(error) = waggle_controllers::run(client, options).await {
-                    panic!("controllers stopped: {error}");
-                }
-            }
-        })];
-        if kubelet {
-            tasks.push(tokio::spawn(play_kubelet(client.clone())));
-        }
-        Bed { client, running: Some(running), tasks, _dir: dir }
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), "default")
-    }
-
-    async fn stop(mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        if let Some(running) = self.running.take() {
-            running.shutdown().await;
-        }
-    }
-}
-
-/// What a kubelet would report: every pod running and ready.
-async fn play_kubelet(client: Client) {
-    let pods = Api::<Pod>::all(client);
-    loop {
-        if let Ok(list) = pods.list(&ListParams::default()).await {
-            for pod in list.items {
-                let ready = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                if ready || pod.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let now = jiff::Timestamp::now().to_string();
-                let status = json!({"status": {"phase": "Running", "conditions": [
-                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                ]}});
-                let api = Api::<Pod>::namespaced(pods.clone().into_client(), &pod.namespace().unwrap());
-                let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing the test after `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use support::{Bed, eventually};
+use waggle_controllers::Controller;
 
 fn deployment(name: &str, replicas: i32, image: &str, strategy: serde_json::Value) -> Deployment {
     serde_json::from_value(json!({

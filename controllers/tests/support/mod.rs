@@ -1,0 +1,113 @@
+//! What the controllers' integration tests share: Waggle's API server in-process on a
+//! loopback port with the chosen controllers running against it, and polling.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use waggle_controllers::{Controller, Options};
+
+pub struct Bed {
+    pub client: Client,
+    running: Option<waggle_apiserver::Running>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bed {
+    pub async fn start(controllers: &[Controller], kubelet: bool) -> Bed {
+        // `RUST_LOG=waggle_controllers=debug` shows why reconciles fail.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = format!("sqlite://{}", dir.path().join("state.db").display());
+        let store = waggle_store::open(&spec).await.expect("open sqlite store");
+        let mut config = waggle_apiserver::Config::new(dir.path().to_owned(), store);
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        let running = waggle_apiserver::start(config).await.expect("server starts");
+        let kubeconfig = Kubeconfig::read_from(&running.kubeconfig).expect("kubeconfig");
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
+        let client = Client::try_from(config).expect("client");
+        let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).ok();
+        let options = Options { controllers: controllers.to_vec(), root_ca: ca };
+        let mut tasks = vec![tokio::spawn({
+            let client = client.clone();
+            async move {
+                if let Err(error) = waggle_controllers::run(client, options).await {
+                    panic!("controllers stopped: {error}");
+                }
+            }
+        })];
+        if kubelet {
+            tasks.push(tokio::spawn(play_kubelet(client.clone())));
+        }
+        Bed { client, running: Some(running), tasks, _dir: dir }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    pub async fn stop(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// What a kubelet would report: every pod running and ready.
+pub async fn play_kubelet(client: Client) {
+    let pods = Api::<Pod>::all(client);
+    loop {
+        if let Ok(list) = pods.list(&ListParams::default()).await {
+            for pod in list.items {
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if ready || pod.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let now = jiff::Timestamp::now().to_string();
+                let status = json!({"status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                ]}});
+                let api = Api::<Pod>::namespaced(pods.clone().into_client(), &pod.namespace().unwrap());
+                let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
