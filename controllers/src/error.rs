@@ -11,6 +11,10 @@ pub enum Error {
     Invalid { kind: &'static str, namespace: String, name: String, reason: String },
     #[error("root-ca-cert-publisher needs the cluster CA bundle (--root-ca-file or the kubeconfig's certificate-authority-data)")]
     NoRootCa,
+    #[error("{dependent}: owner reference to {kind} ({api_version}) names no served resource")]
+    UnknownOwnerKind { dependent: String, api_version: String, kind: String },
+    #[error("{what}: kept conflicting with concurrent writes")]
+    Conflicts { what: String },
     #[error("{controller} controller: its watch ended")]
     Stopped { controller: &'static str },
 }

@@ -6,6 +6,8 @@
 //!   readiness in its status.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
+//! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
+//!   foreground and orphan deletion.
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
@@ -14,6 +16,7 @@
 //pub mod deployment;
 mod error;
 mod events;
+pub mod garbage_collector;
 pub mod namespace_defaults;
 mod owners;
 mod pods;
@@ -34,11 +37,17 @@ pub enum Controller {
     ReplicaSet,
     ServiceAccount,
     RootCaCertPublisher,
+    GarbageCollector,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 4] =
-        [Controller::Deployment, Controller::ReplicaSet, Controller::ServiceAccount, Controller::RootCaCertPublisher];
+    pub const ALL: [Controller; 5] = [
+        Controller::Deployment,
+        Controller::ReplicaSet,
+        Controller::ServiceAccount,
+        Controller::RootCaCertPublisher,
+        Controller::GarbageCollector,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +55,7 @@ impl Controller {
             Controller::ReplicaSet => "replicaset",
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
+            Controller::GarbageCollector => "garbagecollector",
         }
     }
 }
@@ -96,6 +106,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 let ca = options.root_ca.clone().ok_or(Error::NoRootCa)?;
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
+            Controller::GarbageCollector => garbage_collector::run(client).boxed(),
         });
     }
     try_join_all(running).await.map(|_| ())
