@@ -227,6 +227,21 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_deletion_breaks_cycles() {
+    let cluster = Cluster::start().await;
+    let maps: Api<ConfigMap> = cluster.api();
+    // Each owns the other, blocking: each foreground deletion would wait for the other.
+    let first = config_map(&cluster, "first", vec![]).await;
+    let second = config_map(&cluster, "second", vec![owned_by(&first, true)]).await;
+    let patch = json!({"metadata": {"ownerReferences": [owned_by(&second, true)]}});
+    maps.patch("first", &PatchParams::default(), &Patch::Merge(patch)).await.expect("closing the cycle");
+
+    maps.delete("first", &delete_with(PropagationPolicy::Foreground)).await.expect("delete first");
+    eventually("both are gone", || async { !exists(&maps, "first").await && !exists(&maps, "second").await }).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_deletion_keeps_dependents() {
     let cluster = Cluster::start().await;
     let maps: Api<ConfigMap> = cluster.api();

@@ -119,9 +119,20 @@ impl Collector {
         // blocks that owner (as its reference says) or has dependents itself (upstream's
         // rule, which relies on the graph alone): the owner then waits for those too.
         let blocks_waiting = waiting.iter().any(|r| graph::blocks(r));
-        let has_dependents = !lock(&self.graph).dependents(&node).is_empty();
+        let (has_dependents, cycle) = {
+            let graph = lock(&self.graph);
+            let dependents = graph.dependents(&node);
+            (!dependents.is_empty(), dependents.iter().any(|d| d.deleting_dependents()))
+        };
         let finalizers = latest.finalizers();
         let policy = if !waiting.is_empty() && (blocks_waiting || has_dependents) {
+            if cycle {
+                // A dependent of it waits for its own dependents, and it waits for its
+                // owner: a cycle of waits could never end. As upstream, it stops blocking
+                // its owners (a cautious check: it may see cycles that are not there).
+                tracing::info!(object = %node.describe(), "unblocking owner references to break a cycle of foreground deletions");
+                self.edit_references(&served, &node, unblocked).await?;
+            }
             PropagationPolicy::Foreground
         } else if finalizers.iter().any(|f| f == ORPHAN) {
             PropagationPolicy::Orphan
@@ -203,24 +214,34 @@ impl Collector {
         self.remove_finalizer(&owner, ORPHAN).await
     }
 
-    /// Drops the owner references `drop` picks from `node`, guarded by the object's
-    /// resourceVersion (re-read and retried on conflict).
+    /// Drops the owner references `drop` picks from `node`.
     async fn remove_references(
         &self,
         served: &Served,
         node: &Node,
         drop: impl Fn(&OwnerReference) -> bool,
     ) -> Result<(), Error> {
+        self.edit_references(served, node, |references| references.iter().filter(|r| !drop(r)).cloned().collect()).await
+    }
+
+    /// Rewrites the owner references of `node` with `edit`, guarded by the object's
+    /// resourceVersion (re-read and retried on conflict).
+    async fn edit_references(
+        &self,
+        served: &Served,
+        node: &Node,
+        edit: impl Fn(&[OwnerReference]) -> Vec<OwnerReference>,
+    ) -> Result<(), Error> {
         for _ in 0..CONFLICT_RETRIES {
             let Some(latest) = self.latest(served, node).await? else { return Ok(()) };
             let references = latest.metadata.owner_references.clone().unwrap_or_default();
-            let kept: Vec<&OwnerReference> = references.iter().filter(|r| !drop(r)).collect();
-            if kept.len() == references.len() {
+            let edited = edit(&references);
+            if edited == references {
                 return Ok(());
             }
-            let kept = if kept.is_empty() { json!(null) } else { json!(kept) };
+            let edited = if edited.is_empty() { json!(null) } else { json!(edited) };
             let patch =
-                json!({"metadata": {"ownerReferences": kept, "resourceVersion": latest.metadata.resource_version}});
+                json!({"metadata": {"ownerReferences": edited, "resourceVersion": latest.metadata.resource_version}});
             if self.merge_patch(served, node, &patch).await? {
                 return Ok(());
             }
@@ -283,4 +304,13 @@ fn object_reference(node: &Node) -> ObjectReference {
         uid: Some(node.uid.clone()),
         ..ObjectReference::default()
     }
+}
+
+/// The references with `blockOwnerDeletion` off.
+fn unblocked(references: &[OwnerReference]) -> Vec<OwnerReference> {
+    references
+        .iter()
+        .cloned()
+        .map(|r| OwnerReference { block_owner_deletion: r.block_owner_deletion.map(|_| false), ..r })
+        .collect()
 }
