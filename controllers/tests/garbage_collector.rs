@@ -123,13 +123,20 @@ async fn workload(cluster: &Cluster, name: &str, block: bool, finalizers: &[&str
     let template = json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}});
     let deployment: Deployment = create(
         &cluster.api(),
-        json!({"metadata": {"name": name}, "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template}}),
+        json!({
+            "metadata": {"name": name},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
+        }),
     )
     .await;
     let set: ReplicaSet = create(
         &cluster.api(),
         json!({
-            "metadata": {"name": format!("{name}-1"), "labels": labels, "ownerReferences": [owned_by(&deployment, block)]},
+            "metadata": {
+                "name": format!("{name}-1"),
+                "labels": labels,
+                "ownerReferences": [owned_by(&deployment, block)],
+            },
             "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": template},
         }),
     )

@@ -130,7 +130,8 @@ impl Collector {
                 // A dependent of it waits for its own dependents, and it waits for its
                 // owner: a cycle of waits could never end. As upstream, it stops blocking
                 // its owners (a cautious check: it may see cycles that are not there).
-                tracing::info!(object = %node.describe(), "unblocking owner references to break a cycle of foreground deletions");
+                let object = node.describe();
+                tracing::info!(%object, "unblocking owner references to break a cycle of foreground deletions");
                 self.edit_references(&served, &node, unblocked).await?;
             }
             PropagationPolicy::Foreground
@@ -189,7 +190,8 @@ impl Collector {
     async fn finish_foreground(&self, owner: &Node) -> Result<(), Error> {
         let blocking: Vec<Node> = lock(&self.graph).blocking_dependents(owner).into_iter().cloned().collect();
         if blocking.is_empty() {
-            tracing::info!(object = %owner.describe(), "no blocking dependents left; finishing its foreground deletion");
+            let object = owner.describe();
+            tracing::info!(%object, "no blocking dependents left; finishing its foreground deletion");
             return self.remove_finalizer(owner, FOREGROUND).await;
         }
         tracing::debug!(object = %owner.describe(), blocking = blocking.len(), "waiting for blocking dependents");
