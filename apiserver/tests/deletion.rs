@@ -53,16 +53,36 @@ both_backends!(finalizers_hold_deletion, |backend: Backend| async move {
     cms.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
     assert!(cms.get_opt("f").await.unwrap().is_none(), "removing the last finalizer deletes");
 
-    // Foreground adds its finalizer; Background and Orphan delete at once.
+    // Foreground and Orphan add their finalizers (the garbage collector removes them);
+    // Background deletes at once.
     let plain: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "fg"}})).unwrap();
     cms.create(&PostParams::default(), &plain).await.unwrap();
     cms.delete("fg", &DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..Default::default() }).await.unwrap();
     let fg = cms.get("fg").await.unwrap();
+    assert!(fg.metadata.deletion_timestamp.is_some());
     assert_eq!(fg.metadata.finalizers.unwrap(), ["foregroundDeletion"]);
     let orphan: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "or"}})).unwrap();
     cms.create(&PostParams::default(), &orphan).await.unwrap();
     cms.delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() }).await.unwrap();
-    assert!(cms.get_opt("or").await.unwrap().is_none());
+    let or = cms.get("or").await.unwrap();
+    assert!(or.metadata.deletion_timestamp.is_some());
+    assert_eq!(or.metadata.finalizers.unwrap(), ["orphan"]);
+    // `orphanDependents: true` (the deprecated spelling) means Orphan too.
+    let legacy: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "legacy"}})).unwrap();
+    cms.create(&PostParams::default(), &legacy).await.unwrap();
+    let response = server
+        .raw()
+        .delete(format!("{}/api/v1/namespaces/default/configmaps/legacy", server.http))
+        .json(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "orphanDependents": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    assert_eq!(cms.get("legacy").await.unwrap().metadata.finalizers.unwrap(), ["orphan"]);
+    let background: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "bg"}})).unwrap();
+    cms.create(&PostParams::default(), &background).await.unwrap();
+    cms.delete("bg", &DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() }).await.unwrap();
+    assert!(cms.get_opt("bg").await.unwrap().is_none());
     // Preconditions.
     let pre: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "pre"}})).unwrap();
     cms.create(&PostParams::default(), &pre).await.unwrap();

@@ -8,6 +8,8 @@
 //!   rolling update and recreate, pause, history limit) and reports progress.
 //! - [`endpoints`]: a Service's selected pods as EndpointSlices (what the proxy
 //!   programs) and as v1 Endpoints.
+//! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
+//!   foreground and orphan deletion.
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
@@ -17,6 +19,7 @@ pub mod deployment;
 pub mod endpoints;
 mod error;
 mod events;
+pub mod garbage_collector;
 pub mod namespace_defaults;
 mod owners;
 mod pods;
@@ -37,16 +40,18 @@ pub enum Controller {
     ReplicaSet,
     EndpointSlice,
     Endpoint,
+    GarbageCollector,
     ServiceAccount,
     RootCaCertPublisher,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 6] = [
+    pub const ALL: [Controller; 7] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
+        Controller::GarbageCollector,
         Controller::ServiceAccount,
         Controller::RootCaCertPublisher,
     ];
@@ -59,6 +64,7 @@ impl Controller {
             Controller::Endpoint => "endpoint",
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
+            Controller::GarbageCollector => "garbagecollector",
         }
     }
 }
@@ -111,6 +117,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 let ca = options.root_ca.clone().ok_or(Error::NoRootCa)?;
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
+            Controller::GarbageCollector => garbage_collector::run(client).boxed(),
         });
     }
     try_join_all(running).await.map(|_| ())
@@ -142,19 +149,15 @@ mod tests {
     fn selection_follows_kube_controller_manager() {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
-            select(&["*", "-deployment", "-replicaset"]).unwrap(),
-            [
-                Controller::EndpointSlice,
-                Controller::Endpoint,
-                Controller::ServiceAccount,
-                Controller::RootCaCertPublisher
-            ]
+            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector"]).unwrap(),
+            [Controller::EndpointSlice, Controller::ServiceAccount, Controller::RootCaCertPublisher]
         );
         assert_eq!(select(&["replicaset"]).unwrap(), [Controller::ReplicaSet]);
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, serviceaccount, root-ca-cert-publisher"
+            "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, garbagecollector, \
+             serviceaccount, root-ca-cert-publisher"
         );
     }
 }

@@ -158,12 +158,20 @@ pub async fn delete_object(
                     .insert("deletionGracePeriodSeconds".into(), json!(0));
             }
         }
-        if options.propagation.as_deref() == Some("Foreground") && !objects::is_deleting(&obj) {
+        // As upstream, Foreground and Orphan leave the object to the garbage collector
+        // behind a finalizer (each replacing the other's), which does the rest.
+        let gc_finalizer = match options.propagation.as_deref() {
+            Some("Foreground") => Some(("foregroundDeletion", "orphan")),
+            Some("Orphan") => Some(("orphan", "foregroundDeletion")),
+            _ => None,
+        };
+        if let Some((wanted, replaced)) = gc_finalizer.filter(|_| !objects::is_deleting(&obj)) {
             let meta = objects::meta_mut(&mut marked);
             let list = meta.entry("finalizers").or_insert_with(|| json!([]));
             if let Some(list) = list.as_array_mut() {
-                if !list.iter().any(|f| f == "foregroundDeletion") {
-                    list.push(json!("foregroundDeletion"));
+                list.retain(|f| f != replaced);
+                if !list.iter().any(|f| f == wanted) {
+                    list.push(json!(wanted));
                 }
             }
         }
