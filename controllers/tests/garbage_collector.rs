@@ -3,6 +3,8 @@
 //! dangling owner references, owners that never existed, references across scopes, and
 //! custom resources defined while it runs.
 
+mod support;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -12,56 +14,14 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tempfile::TempDir;
+use support::Bed;
+use waggle_controllers::Controller;
 
 /// How long an eventual result may take.
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// An API server with the garbage collector running against it.
-struct Cluster {
-    client: Client,
-    server: waggle_apiserver::Running,
-    collector: tokio::task::JoinHandle<Result<(), waggle_controllers::Error>>,
-    _dir: TempDir,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("waggle_controllers=debug").try_init();
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = waggle_store::open(&format!("sqlite://{}", dir.path().join("state.db").display()))
-            .await
-            .expect("opening the SQLite store");
-        let mut config = waggle_apiserver::Config::new(dir.path().join("data"), store);
-        config.bind = "127.0.0.1:0".parse().expect("address");
-        // `start` installs rustls's ring provider, which kube's TLS uses too.
-        let server = waggle_apiserver::start(config).await.expect("starting the API server");
-        let kubeconfig = Kubeconfig::read_from(&server.kubeconfig).expect("reading the admin kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("a valid kubeconfig");
-        let client = Client::try_from(config).expect("a client");
-        let collector = tokio::spawn(waggle_controllers::garbage_collector::run(client.clone()));
-        Cluster { client, server, collector, _dir: dir }
-    }
-
-    async fn shutdown(self) {
-        self.collector.abort();
-        let _ = self.collector.await;
-        self.server.shutdown().await;
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        Api::namespaced(self.client.clone(), "default")
-    }
-}
 
 /// Waits until `check` holds; panics (failing the test) after [`TIMEOUT`].
 async fn eventually<F, Fut>(what: &str, check: F)
@@ -108,7 +68,7 @@ where
     api.create(&PostParams::default(), &object).await.expect("create")
 }
 
-async fn config_map(cluster: &Cluster, name: &str, owners: Vec<Value>) -> ConfigMap {
+async fn config_map(cluster: &Bed, name: &str, owners: Vec<Value>) -> ConfigMap {
     create(&cluster.api(), json!({"metadata": {"name": name, "ownerReferences": owners}, "data": {"k": "v"}})).await
 }
 
@@ -118,7 +78,7 @@ fn delete_with(policy: PropagationPolicy) -> DeleteParams {
 
 /// A Deployment, its ReplicaSet and the ReplicaSet's pod, made by hand (no workload
 /// controllers run here). The pod carries `finalizers`.
-async fn workload(cluster: &Cluster, name: &str, block: bool, finalizers: &[&str]) -> (Deployment, ReplicaSet, Pod) {
+async fn workload(cluster: &Bed, name: &str, block: bool, finalizers: &[&str]) -> (Deployment, ReplicaSet, Pod) {
     let labels = json!({"app": name});
     let template = json!({"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}});
     let deployment: Deployment = create(
@@ -159,7 +119,7 @@ async fn workload(cluster: &Cluster, name: &str, block: bool, finalizers: &[&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_deletion_collects_dependents() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     let owner = config_map(&cluster, "owner", vec![]).await;
     let dependent = config_map(&cluster, "dependent", vec![owned_by(&owner, false)]).await;
@@ -183,12 +143,12 @@ async fn background_deletion_collects_dependents() {
     })
     .await;
     assert!(exists(&maps, "bystander").await, "objects without owners stay");
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletion_waits_for_blocking_dependents() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let deployments: Api<Deployment> = cluster.api();
     let sets: Api<ReplicaSet> = cluster.api();
     let pods: Api<Pod> = cluster.api();
@@ -230,12 +190,12 @@ async fn foreground_deletion_waits_for_blocking_dependents() {
         !exists(&maps, "owner").await && !exists(&maps, "loose").await
     })
     .await;
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreground_deletion_breaks_cycles() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     // Each owns the other, blocking: each foreground deletion would wait for the other.
     let first = config_map(&cluster, "first", vec![]).await;
@@ -245,12 +205,12 @@ async fn foreground_deletion_breaks_cycles() {
 
     maps.delete("first", &delete_with(PropagationPolicy::Foreground)).await.expect("delete first");
     eventually("both are gone", || async { !exists(&maps, "first").await && !exists(&maps, "second").await }).await;
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphan_deletion_keeps_dependents() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     let owner = config_map(&cluster, "owner", vec![]).await;
     let other = config_map(&cluster, "other", vec![]).await;
@@ -268,12 +228,12 @@ async fn orphan_deletion_keeps_dependents() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(exists(&maps, "only-child").await);
     assert!(exists(&maps, "shared").await);
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dangling_references_of_a_dependent_with_other_owners_are_removed() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     let first = config_map(&cluster, "first", vec![]).await;
     let second = config_map(&cluster, "second", vec![]).await;
@@ -289,12 +249,12 @@ async fn dangling_references_of_a_dependent_with_other_owners_are_removed() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(exists(&maps, "dependent").await, "the remaining owner keeps it");
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_that_never_existed() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     // A namesake of the owner exists, but with another uid.
     config_map(&cluster, "ghost", vec![]).await;
@@ -313,12 +273,12 @@ async fn owners_that_never_existed() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(exists(&maps, "ghost").await, "the namesake stays");
     assert!(exists(&maps, "mysterious").await, "an owner of an unknown kind keeps its dependent");
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_references_do_not_cross_scopes() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
     create(&namespaces, json!({"metadata": {"name": "other"}})).await;
@@ -342,12 +302,12 @@ async fn owner_references_do_not_cross_scopes() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(exists(&maps, "owner").await, "the owner in default is untouched");
     assert!(exists(&roles, "gc-test-role").await, "the cluster-scoped dependent stays");
-    cluster.shutdown().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_resources_defined_later_are_collected() {
-    let cluster = Cluster::start().await;
+    let cluster = Bed::start(&[Controller::GarbageCollector], false).await;
     let maps: Api<ConfigMap> = cluster.api();
     let definitions: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
     create::<CustomResourceDefinition>(
@@ -404,5 +364,5 @@ async fn custom_resources_defined_later_are_collected() {
         !exists(&widgets, "w").await && !exists(&maps, "part").await
     })
     .await;
-    cluster.shutdown().await;
+    cluster.stop().await;
 }

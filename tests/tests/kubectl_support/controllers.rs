@@ -148,6 +148,14 @@ fn rollouts(c: &Cluster) {
     assert_contains(&described, "Scaled down replica set");
     assert_contains(&described, "deployment-controller");
 
+    // Deleting the Deployment takes its ReplicaSets and their pods along (the garbage
+    // collector follows the owner references).
+    c.ok(&["delete", "deployment", "web"]);
+    let left = c.wait_for_output(&["get", "rs,pods", "-l", "app=web", "-o", "name"], |out| {
+        out.trim().is_empty()
+    });
+    assert_eq!(left.trim(), "", "left behind");
+
     // Every namespace gets its service account and CA bundle.
     c.ok(&["create", "namespace", "team"]);
     let defaults = c.wait_for_output(&["get", "sa,cm", "-n", "team", "-o", "name"], |out| {
