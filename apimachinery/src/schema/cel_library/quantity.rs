@@ -23,8 +23,9 @@ static QUANTITY_TYPE: Type = Type::new_unspecified_type("kubernetes.Quantity");
 /// The most nanos a quantity keeps: smaller non-zero amounts round up to `1n`.
 const NANO: i32 = -9;
 
-/// Powers of ten beyond which a decimal's scale is refused, so that aligning two scales
-/// stays cheap (upstream has no bound).
+/// The largest power of ten a quantity's suffix may carry (`1e10000`): upstream has no
+/// bound, but comparing or adding quantities aligns their scales, which past this would
+/// cost time and memory out of proportion to a validation rule.
 const MAX_SCALE: i32 = 10_000;
 
 /// A parsed quantity.
@@ -224,6 +225,9 @@ impl Quantity {
         }
         let Parts { positive, num, denom, suffix } = split(s)?;
         let (base, exponent, binary) = interpret(suffix).ok_or(QuantityError::Suffix)?;
+        if !(-MAX_SCALE..=MAX_SCALE).contains(&exponent) {
+            return Err(QuantityError::Numeric);
+        }
         let len = |s: &str| i32::try_from(s.len()).unwrap_or(i32::MAX);
 
         // The fast path: at most 18 digits, no finer than nanos, within an i64.
@@ -254,9 +258,6 @@ impl Quantity {
             scale = scale.saturating_add(exponent);
         } else {
             unscaled <<= exponent as usize;
-        }
-        if !(-MAX_SCALE..=MAX_SCALE).contains(&scale) {
-            return Err(QuantityError::Numeric);
         }
         // Round up to a whole number of nanos.
         if !unscaled.is_zero() && scale < NANO {
@@ -371,6 +372,8 @@ mod tests {
         }
         assert_eq!(Quantity::parse("200K"), Err(QuantityError::Suffix));
         assert_eq!(Quantity::parse("1,3G"), Err(QuantityError::Format));
+        assert_eq!(q("1e10000").cmp(&q("1e-10000")), Ordering::Greater);
+        assert_eq!(Quantity::parse("1e10001"), Err(QuantityError::Numeric), "beyond the bound");
     }
 
     #[test]
