@@ -6,8 +6,9 @@
 //! `matches`, `startsWith`, `all`, `exists`, `exists_one`, `map`, `filter`, ...), the
 //! strings extension Kubernetes also includes (`lowerAscii`, `split`, `replace`,
 //! `substring`, `trim`, `indexOf`, `join`, `format`, ...), and Kubernetes' own libraries
-//! (lists, regex, URLs, IPs and CIDRs, quantities, semver: see [`super::cel_library`]).
-//! The rest of Kubernetes' environment (the authorizer, the sets and format libraries,
+//! (lists, regex, URLs, IPs and CIDRs, quantities, semver, sets: see
+//! [`super::cel_library`]).
+//! The rest of Kubernetes' environment (the authorizer and format libraries,
 //! the newest quantity and comprehension functions) is not available: a rule that calls
 //! it is not enforced, and [`unenforceable_rules`] lists such rules, and those that
 //! cannot be compiled at all, so that definitions can say so. Transition rules are checked where the old value is found
@@ -54,10 +55,9 @@ fn rules<'a>(node: Node<'a>) -> impl Iterator<Item = &'a Value> {
 }
 
 /// What of Kubernetes' CEL environment this evaluator does not provide, by the namespace
-/// a rule names it through (`authorizer.group(...)`, `sets.contains(...)`,
-/// `format.dns1123Label()`): the authorizer, cel-go's sets extension and the format
-/// library.
-const KUBERNETES_NAMESPACES: &[&str] = &["authorizer", "sets", "format"];
+/// a rule names it through (`authorizer.group(...)`, `format.dns1123Label()`): the
+/// authorizer and the format library.
+const KUBERNETES_NAMESPACES: &[&str] = &["authorizer", "format"];
 
 /// Functions of Kubernetes' CEL environment which this evaluator does not provide: the
 /// newer quantity arithmetic, lists' `includes` and the two-variable comprehensions'

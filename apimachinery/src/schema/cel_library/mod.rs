@@ -1,4 +1,5 @@
-//! Kubernetes' own CEL libraries (k8s.io/apiserver/pkg/cel/library), registered on the
+//! Kubernetes' own CEL libraries (k8s.io/apiserver/pkg/cel/library, and cel-go's sets
+//! extension, which Kubernetes' environment includes), registered on the
 //! environment `x-kubernetes-validations` rules run in, next to the standard library and
 //! the strings extension:
 //!
@@ -7,7 +8,8 @@
 //! - [`url`]: `url`, `isURL` and the `get*` accessors of a URL;
 //! - [`ip`]: `ip`, `isIP`, `ip.isCanonical` and `cidr`, `isCIDR` with their methods;
 //! - [`quantity`]: `quantity`, `isQuantity` and the arithmetic and comparisons of quantities;
-//! - [`semver`]: `semver`, `isSemver` and the accessors and comparisons of versions.
+//! - [`semver`]: `semver`, `isSemver` and the accessors and comparisons of versions;
+//! - [`sets`]: cel-go's `sets.contains`, `sets.equivalent` and `sets.intersects`.
 //!
 //! A library function that fails (a malformed address, quantity or pattern) reports an
 //! [`ExecutionError::FunctionError`] whose message is upstream's, so that the rule fails
@@ -18,6 +20,7 @@ mod lists;
 mod quantity;
 mod regex;
 mod semver;
+mod sets;
 mod url;
 
 #[cfg(test)]
@@ -34,6 +37,7 @@ pub(super) fn register(env: &mut Env) -> Result<(), DeclarationError> {
     ip::register(env)?;
     quantity::register(env)?;
     semver::register(env)?;
+    sets::register(env)?;
     Ok(())
 }
 

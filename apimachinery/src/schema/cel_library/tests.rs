@@ -251,6 +251,20 @@ fn semvers() {
 }
 
 #[test]
+fn sets() {
+    let value = json!({"a": [1, 2, 3], "b": [2, 3], "c": [4]});
+    hold(
+        value.clone(),
+        &[
+            "sets.contains(self.a, self.b) && sets.contains(self.a, []) && sets.contains([1], [1.0, 1u])",
+            "sets.equivalent([1, 2, 2], [2, 1]) && !sets.equivalent(self.a, self.b)",
+            "sets.intersects(self.a, self.b) && !sets.intersects(self.a, self.c) && !sets.intersects(self.a, [])",
+        ],
+    );
+    fail(value, &["sets.contains(self.b, self.a)", "sets.intersects(self.b, self.c)"]);
+}
+
+#[test]
 fn string_format_is_the_strings_extension() {
     hold(json!({"n": 3}), &["'%s replicas'.format([self.n]) == '3 replicas'"]);
 }
@@ -264,14 +278,15 @@ fn only_rules_calling_what_is_missing_are_listed() {
             {"rule": "quantity(self.q).isLessThan(quantity('1Gi')) && cidr(self.net).containsIP(self.ip)"},
             {"rule": "semver(self.v).major() == 1 && self.s.findAll('a').size() == 1 && '%d'.format([1]) == '1'"},
             {"rule": "authorizer.group('apps').resource('deployments').check('create').allowed()"},
-            {"rule": "sets.contains(self.a, self.b) && quantity(self.q).mul(2) == quantity('2')"},
+            {"rule": "sets.contains(self.a, self.b) && sets.intersects(self.a, self.b)"},
+            {"rule": "format.dns1123Label().validate(self.s) == optional.none() && quantity(self.q).mul(2) == quantity('2')"},
         ],
     });
     assert_eq!(
         unenforceable_rules(&definition),
         [
             "authorizer.group('apps').resource('deployments').check('create').allowed(): calls authorizer, which this server does not provide",
-            "sets.contains(self.a, self.b) && quantity(self.q).mul(2) == quantity('2'): calls mul, sets, which this server does not provide",
+            "format.dns1123Label().validate(self.s) == optional.none() && quantity(self.q).mul(2) == quantity('2'): calls format, mul, which this server does not provide",
         ]
     );
     // Such rules are not enforced.
