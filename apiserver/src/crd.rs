@@ -290,7 +290,8 @@ fn set_condition(conditions: &mut Value, kind: &str, status: &str, reason: &str,
 }
 
 /// What the author of a definition should know: CEL rules this server cannot compile
-/// are not enforced (nor are rules that call Kubernetes' CEL extension functions), and
+/// are not enforced (nor are rules that call what this server's CEL environment lacks of
+/// Kubernetes', such as the authorizer), and
 /// no conversion webhook is called (such a definition serves its storage version alone).
 pub fn warnings(definition: &Value) -> Vec<String> {
     let schemas = definition

@@ -373,7 +373,7 @@ fn is_credit_card(s: &str) -> bool {
 /// Go's `url.ParseRequestURI` as a validity check: an absolute URI or an absolute path,
 /// no control bytes, a valid authority (host characters, numeric port, userinfo) and
 /// well-formed `%` escapes.
-fn is_request_uri(s: &str) -> bool {
+pub(super) fn is_request_uri(s: &str) -> bool {
     if s.is_empty() || s.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return false;
     }
@@ -404,7 +404,7 @@ fn is_request_uri(s: &str) -> bool {
 
 /// Go's `getScheme`: `(scheme, rest)`, scheme empty when there is none; `None` for a
 /// leading `:` ("missing protocol scheme").
-fn split_scheme(s: &str) -> Option<(&str, &str)> {
+pub(super) fn split_scheme(s: &str) -> Option<(&str, &str)> {
     for (i, b) in s.bytes().enumerate() {
         match b {
             b'a'..=b'z' | b'A'..=b'Z' => {}

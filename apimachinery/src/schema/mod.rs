@@ -20,6 +20,7 @@
 //! the list-type and embedded-resource checks, and `<nil>` for errors upstream reports
 //! without a path (an `anyOf`/`oneOf`/`allOf`/`not` failure, or a root-level error).
 
+mod cel_library;
 mod defaults;
 mod embedded;
 mod formats;

@@ -3,13 +3,16 @@
 //! replaces, for transition rules), as apiextensions-apiserver's CEL validator does.
 //!
 //! The evaluator is the `cel` crate: CEL's standard functions and macros (`size`, `has`,
-//! `matches`, `startsWith`, `all`, `exists`, `exists_one`, `map`, `filter`, ...) and
-//! the strings extension Kubernetes also includes (`lowerAscii`, `split`, `replace`,
-//! `substring`, `trim`, `indexOf`, `join`, ...). Kubernetes' own libraries (`isSorted`,
-//! `quantity`, `url`, `ip`, `cidr`, ...) are not available: a rule that calls one is not enforced, and
-//! [`unenforceable_rules`] lists the rules that cannot be compiled at all, so that
-//! definitions can say so. Transition rules are checked where the old value is found at
-//! the same object path (not inside lists).
+//! `matches`, `startsWith`, `all`, `exists`, `exists_one`, `map`, `filter`, ...), the
+//! strings extension Kubernetes also includes (`lowerAscii`, `split`, `replace`,
+//! `substring`, `trim`, `indexOf`, `join`, `format`, ...), and Kubernetes' own libraries
+//! (lists, regex, URLs, IPs and CIDRs, quantities, semver, sets: see
+//! [`super::cel_library`]).
+//! The rest of Kubernetes' environment (the authorizer and format libraries,
+//! the newest quantity and comprehension functions) is not available: a rule that calls
+//! it is not enforced, and [`unenforceable_rules`] lists such rules, and those that
+//! cannot be compiled at all, so that definitions can say so. Transition rules are checked where the old value is found
+//! at the same object path (not inside lists).
 
 use std::sync::{Arc, LazyLock};
 
@@ -20,11 +23,12 @@ use super::FieldError;
 use super::node::Node;
 use super::path;
 
-/// The environment rules compile and run in: the standard library and the strings
-/// extension.
+/// The environment rules compile and run in: the standard library, the strings
+/// extension and Kubernetes' libraries.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings).expect("the strings extension declares once");
+    env.add_extension(super::cel_library::register).expect("Kubernetes' libraries declare once");
     Arc::new(env)
 });
 
@@ -50,34 +54,16 @@ fn rules<'a>(node: Node<'a>) -> impl Iterator<Item = &'a Value> {
     node.array("x-kubernetes-validations").into_iter().flatten()
 }
 
-/// Functions of Kubernetes' own CEL libraries (lists, regex, URLs, IPs and CIDRs,
-/// quantities, semver, authorizer), which this evaluator does not provide.
-const KUBERNETES_FUNCTIONS: &[&str] = &[
-    "isSorted",
-    "sum",
-    "find",
-    "findAll",
-    "url",
-    "isURL",
-    "getScheme",
-    "getHost",
-    "getHostname",
-    "getPort",
-    "getEscapedPath",
-    "getQuery",
-    "ip",
-    "isIP",
-    "cidr",
-    "isCIDR",
-    "containsIP",
-    "containsCIDR",
-    "quantity",
-    "isQuantity",
-    "semver",
-    "isSemver",
-    "authorizer",
-    "format",
-];
+/// What of Kubernetes' CEL environment this evaluator does not provide, by the namespace
+/// a rule names it through (`authorizer.group(...)`, `format.dns1123Label()`): the
+/// authorizer and the format library.
+const KUBERNETES_NAMESPACES: &[&str] = &["authorizer", "format"];
+
+/// Functions of Kubernetes' CEL environment which this evaluator does not provide: the
+/// newer quantity arithmetic, lists' `includes` and the two-variable comprehensions'
+/// transforms.
+const KUBERNETES_FUNCTIONS: &[&str] =
+    &["mul", "div", "divInt", "includes", "transformList", "transformMap", "transformMapEntry"];
 
 fn collect_uncompilable(node: Node<'_>, out: &mut Vec<String>) {
     for rule in rules(node) {
@@ -86,8 +72,10 @@ fn collect_uncompilable(node: Node<'_>, out: &mut Vec<String>) {
             Err(reason) => out.push(format!("{text}: {}", reason.lines().next().unwrap_or_default())),
             Ok(program) => {
                 let references = program.references();
-                let missing: Vec<&str> =
-                    references.functions().into_iter().filter(|f| KUBERNETES_FUNCTIONS.contains(f)).collect();
+                let namespaces = references.variables().into_iter().filter(|v| KUBERNETES_NAMESPACES.contains(v));
+                let functions = references.functions().into_iter().filter(|f| KUBERNETES_FUNCTIONS.contains(f));
+                let mut missing: Vec<&str> = namespaces.chain(functions).collect();
+                missing.sort_unstable();
                 if !missing.is_empty() {
                     out.push(format!("{text}: calls {}, which this server does not provide", missing.join(", ")));
                 }
@@ -159,6 +147,9 @@ fn evaluate(expression: &str, value: &Value, old: Option<&Value>) -> Outcome {
         Err(ExecutionError::UndeclaredReference(name)) if name.as_str() != "oldSelf" => Outcome::Unenforceable,
         Err(ExecutionError::NoSuchOverload(_) | ExecutionError::NotSupportedAsMethod { .. }) => Outcome::Unenforceable,
         Err(ExecutionError::NoSuchKey(key)) => Outcome::Failed(format!("no such key: {key}")),
+        // A function's own error (a malformed address, quantity, pattern...): its message,
+        // as upstream reports it.
+        Err(ExecutionError::FunctionError { message, .. }) => Outcome::Failed(message),
         Err(e) => Outcome::Failed(e.to_string()),
     }
 }
@@ -287,18 +278,24 @@ mod tests {
     }
 
     #[test]
-    fn the_strings_extension_is_enforced_kubernetes_libraries_are_not_and_bad_rules_are_listed() {
+    fn the_strings_extension_and_kubernetes_libraries_are_enforced_and_bad_rules_are_listed() {
         let named = json!({"spec": {"replicas": 1, "minReplicas": 1, "name": "MiXeD"}});
         assert_eq!(
             messages(&validate_rules(&schema(), &named, None)),
             ["spec.name: Invalid value: \"string\": lower case only"]
         );
         let unsorted = json!({"spec": {"replicas": 1, "minReplicas": 1, "tags": ["b", "a"]}});
-        assert!(validate_rules(&schema(), &unsorted, None).is_empty(), "isSorted is Kubernetes' own: not enforced");
         assert_eq!(
-            unenforceable_rules(&schema()),
-            ["self.isSorted(): calls isSorted, which this server does not provide"]
+            messages(&validate_rules(&schema(), &unsorted, None)),
+            ["spec.tags: Invalid value: \"array\": failed rule: self.isSorted()"]
         );
+        assert!(unenforceable_rules(&schema()).is_empty());
+        let authorized = json!({"type": "object", "x-kubernetes-validations": [{"rule": "authorizer.path('/x').check('get').allowed()"}]});
+        assert_eq!(
+            unenforceable_rules(&authorized),
+            ["authorizer.path('/x').check('get').allowed(): calls authorizer, which this server does not provide"]
+        );
+        assert!(validate_rules(&authorized, &json!({}), None).is_empty(), "not enforced");
         let broken = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]});
         let listed = unenforceable_rules(&broken);
         assert_eq!(listed.len(), 1);
