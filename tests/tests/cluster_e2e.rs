@@ -6,6 +6,8 @@
 //! and an external client get from connect(): every backend reached through the
 //! allocated ClusterIP, endpoint changes applied within a second, refusal without
 //! endpoints, no route once the Service is gone, NodePorts from outside the cluster.
+//! A third test leaves the slices to the endpointslice controller that `waggle server`
+//! runs: a Service with a selector over Pod objects reaches exactly the ready pods.
 //!
 //! The shared steps live in `cluster_e2e/scenario.rs`.
 //!
@@ -31,6 +33,43 @@ use scenario::{SERVICE_PORT, Scenario};
 use waggle_testbed::TestBed;
 
 const ALL: [&str; 4] = ["web-0", "web-1", "web-2", "web-3"];
+
+#[test]
+fn selecting_service_reaches_the_ready_pods_through_the_endpointslice_controller() {
+    let mut s = Scenario::start(TestBed::builder().nodes(2));
+    let (service, written) = s.create_selecting("sel", &ALL);
+    let vip = SocketAddrV4::new(objects::cluster_ip(&service), SERVICE_PORT);
+    let limit = std::time::Duration::from_secs(10);
+    let took = s.wait_everywhere_within(vip, Some(4), written, limit);
+    eprintln!("TIMING pods and selecting Service -> controller -> data path: {took:?}");
+    for client in &s.clients {
+        s.assert_reaches(client, vip.into(), 60, &ALL);
+    }
+
+    // A pod that stops being ready stops receiving new connections.
+    let written = s.set_ready("web-3", false);
+    let took = s.wait_everywhere_within(vip, Some(3), written, limit);
+    eprintln!("TIMING pod not ready -> controller -> data path: {took:?}");
+    for client in &s.clients {
+        s.assert_reaches(client, vip.into(), 60, &["web-0", "web-1", "web-2"]);
+    }
+
+    // The Service deleted: its slices go with it (garbage collector), and so does the VIP.
+    s.cluster
+        .api
+        .delete_service("sel")
+        .expect("deleting the Service");
+    let gone = std::time::Instant::now();
+    s.wait_everywhere_within(vip, None, gone, limit);
+    for client in &s.clients {
+        s.assert_fails_fast(
+            client,
+            vip.into(),
+            &["ENETUNREACH", "ECONNREFUSED", "EHOSTUNREACH"],
+        );
+    }
+    s.cluster.check_alive();
+}
 
 #[test]
 fn cluster_ip_service_from_the_api_follows_endpoint_changes_and_deletion() {

@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// Run the Kubernetes API server.
     Server(cmd::server::Args),
-    /// Run the controllers (Deployments, ReplicaSets, namespace defaults) against an API server.
+    /// Run the controllers (Deployments, ReplicaSets, endpoints, garbage collection...) against an API server.
     Controllers(cmd::controllers::Args),
     /// Run the per-node service proxy (eBPF load balancing).
     Proxy(cmd::proxy::Args),

@@ -6,7 +6,7 @@
 //! - `build`: builds the BPF object, then every binary with the object embedded.
 //! - `test`: setup + build + the whole test suite, then checks nothing was left behind.
 //! - `bench`: side-by-side benchmarks (not tests); they print tables.
-//! - `up`: the main job: a local API server on the embedded store.
+//! - `up`: the main job: a local API server and its controllers on the embedded store.
 
 mod build;
 mod bench;

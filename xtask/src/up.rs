@@ -1,5 +1,5 @@
-//! `cargo xtask up`: builds Waggle and runs the API server on the embedded store in
-//! the foreground, with an admin kubeconfig for kubectl.
+//! `cargo xtask up`: builds Waggle and runs the API server (with the controllers) on the
+//! embedded store in the foreground, with an admin kubeconfig for kubectl.
 
 use std::process::Command;
 

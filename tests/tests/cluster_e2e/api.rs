@@ -12,10 +12,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use kube::{
     Api, Client, Config,
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
     config::{KubeConfigOptions, Kubeconfig},
 };
 use waggle_testbed::NetNs;
@@ -105,6 +108,30 @@ impl ApiClient {
         })
     }
 
+    pub fn create_pod(&self, pod: &Pod) -> anyhow::Result<Pod> {
+        self.run(
+            |client| async move { Ok(pods(client).create(&PostParams::default(), pod).await?) },
+        )
+    }
+
+    /// Writes what a kubelet reports of a running pod: its address and whether it is
+    /// ready. Returns when the write was sent.
+    pub fn set_pod_status(&self, name: &str, ip: &str, ready: bool) -> anyhow::Result<Instant> {
+        self.run(|client| async move {
+            let status = serde_json::json!({"status": {
+                "phase": "Running",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            }});
+            let sent = Instant::now();
+            pods(client)
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+                .await?;
+            Ok(sent)
+        })
+    }
+
     pub fn create_slice(&self, slice: &EndpointSlice) -> anyhow::Result<EndpointSlice> {
         self.run(
             |client| async move { Ok(slices(client).create(&PostParams::default(), slice).await?) },
@@ -138,6 +165,10 @@ impl ApiClient {
 }
 
 fn services(client: Client) -> Api<Service> {
+    Api::namespaced(client, NAMESPACE)
+}
+
+fn pods(client: Client) -> Api<Pod> {
     Api::namespaced(client, NAMESPACE)
 }
 

@@ -1,10 +1,13 @@
 //! The API objects of the scenario: Services without selectors (the server allocates the
-//! ClusterIP and NodePort) and the EndpointSlices the test writes itself, in the place of
-//! the endpoints controller Waggle does not have yet.
+//! ClusterIP and NodePort) with the EndpointSlices the test writes itself, and Services
+//! with selectors over Pod objects, whose slices the endpointslice controller writes.
 
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::{core::v1::Service, discovery::v1::EndpointSlice};
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use serde_json::json;
 
 /// Name of the port in the Service and its slices (they are matched by name).
@@ -31,6 +34,40 @@ pub fn service(name: &str, port: u16, target: u16, node_port: bool) -> Service {
         },
     }))
     .expect("a valid Service")
+}
+
+/// A TCP ClusterIP Service `name` on `port` selecting pods labelled `app: <name>`, to
+/// their container port named [`PORT_NAME`].
+pub fn selecting_service(name: &str, port: u16) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": PORT_NAME, "protocol": "TCP", "port": port, "targetPort": PORT_NAME}],
+        },
+    }))
+    .expect("a valid Service")
+}
+
+/// The Pod object of a backend of `app`, bound to its node, serving on `target` (the
+/// container port named [`PORT_NAME`]).
+pub fn pod(name: &str, app: &str, node_name: &str, target: u16) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{
+                "name": "netprobe",
+                "image": "netprobe",
+                "ports": [{"name": PORT_NAME, "containerPort": target}],
+            }],
+        },
+    }))
+    .expect("a valid Pod")
 }
 
 /// The slice `name` of Service `service`: every backend ready, serving, on its node.

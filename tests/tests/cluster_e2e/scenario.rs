@@ -166,6 +166,39 @@ impl Scenario {
         written
     }
 
+    /// Creates Service `name` selecting the named backends' Pod objects (bound to their
+    /// nodes, reported running and ready at their bed addresses); the endpointslice
+    /// controller writes the slices. Returns the Service and when the last pod status
+    /// was written.
+    pub fn create_selecting(&self, name: &str, backends: &[&str]) -> (Service, Instant) {
+        let mut written = Instant::now();
+        for backend in self.endpoints(backends).iter().zip(backends) {
+            let (Backend { address, node_name }, pod_name) = backend;
+            let pod = objects::pod(pod_name, name, node_name, BACKEND_PORT);
+            self.cluster.api.create_pod(&pod).expect("creating a Pod");
+            written = self
+                .cluster
+                .api
+                .set_pod_status(pod_name, &address.to_string(), true)
+                .expect("writing the Pod's status");
+        }
+        let service = self
+            .cluster
+            .api
+            .create_service(&objects::selecting_service(name, SERVICE_PORT))
+            .expect("creating the Service");
+        (service, written.max(Instant::now()))
+    }
+
+    /// Reports the backend pod `name` ready or not; returns when that was written.
+    pub fn set_ready(&self, name: &str, ready: bool) -> Instant {
+        let address = self.endpoints(&[name])[0].address;
+        self.cluster
+            .api
+            .set_pod_status(name, &address.to_string(), ready)
+            .expect("writing the Pod's status")
+    }
+
     /// Waits until `frontend` shows `count` backends (`None`: absent) in every node's
     /// maps; returns the slowest node's time since `since`.
     pub fn wait_everywhere(
@@ -174,9 +207,20 @@ impl Scenario {
         count: Option<u16>,
         since: Instant,
     ) -> Duration {
+        self.wait_everywhere_within(frontend, count, since, PROPAGATION_LIMIT)
+    }
+
+    /// [`Scenario::wait_everywhere`] with its own limit (a controller in the way).
+    pub fn wait_everywhere_within(
+        &mut self,
+        frontend: SocketAddrV4,
+        count: Option<u16>,
+        since: Instant,
+        limit: Duration,
+    ) -> Duration {
         let mut slowest = Duration::ZERO;
         for node in &mut self.maps {
-            let took = node.wait_for(frontend, count, since, PROPAGATION_LIMIT);
+            let took = node.wait_for(frontend, count, since, limit);
             eprintln!(
                 "  {}: {frontend} at {count:?} backends after {took:?}",
                 node.node

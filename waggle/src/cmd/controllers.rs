@@ -1,5 +1,5 @@
-//! `waggle controllers`: the controller manager (Deployments, ReplicaSets, namespace
-//! defaults) against any Kubernetes API server. `waggle server` runs the same
+//! `waggle controllers`: the controller manager (Deployments, ReplicaSets, endpoints,
+//! garbage collection, namespace defaults) against any Kubernetes API server. `waggle server` runs the same
 //! controllers in-process.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ pub struct Args {
 pub struct Selection {
     /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
     /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
-    /// serviceaccount, root-ca-cert-publisher.
+    /// endpointslice, endpoint, garbagecollector, serviceaccount, root-ca-cert-publisher.
     #[arg(long, default_value = "*", value_delimiter = ',')]
     controllers: Vec<String>,
     /// CA bundle (PEM) published as `kube-root-ca.crt` in every namespace (default: the
