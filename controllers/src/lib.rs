@@ -28,6 +28,7 @@ pub mod replicaset;
 use std::fmt;
 use std::str::FromStr;
 
+use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use kube::Client;
 
@@ -121,6 +122,21 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         });
     }
     try_join_all(running).await.map(|_| ())
+}
+
+/// Drives a controller's reconcile results to the end of its watches; failures are
+/// logged (the controller retries them itself).
+pub(crate) async fn drive<T, E: fmt::Display>(
+    results: impl futures::Stream<Item = Result<T, E>>,
+    controller: &'static str,
+) {
+    results
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(controller, %error, "reconcile failed");
+            }
+        })
+        .await;
 }
 
 /// The controllers a kube-controller-manager style `--controllers` list names: `*`

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{ObjectMeta, PostParams};
@@ -113,15 +112,10 @@ where
     let children = Api::<K>::all(client.clone());
     let named = watcher::Config::default().fields(&format!("metadata.name={child}"));
     let context = Arc::new(Context { client: client.clone(), child, ensure });
-    Controller::new(Api::<Namespace>::all(client), watcher::Config::default())
+    let results = Controller::new(Api::<Namespace>::all(client), watcher::Config::default())
         .watches(children, named, |object: K| object.namespace().map(|ns| ObjectRef::<Namespace>::new(&ns)))
-        .run(reconcile, retry_later, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(controller, %error, "reconcile failed");
-            }
-        })
-        .await;
+        .run(reconcile, retry_later, context);
+    crate::drive(results, controller).await;
     Err(Error::Stopped { controller })
 }
 

@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::core::{ObjectMeta, Selector, SelectorExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use crate::Error;
@@ -35,6 +36,35 @@ fn kind_of<K: Resource<DynamicType = ()>>(_: &K) -> &'static str {
         std::borrow::Cow::Borrowed(kind) => kind,
         std::borrow::Cow::Owned(_) => "object",
     }
+}
+
+/// The owners of kind `O` an event on `dependent` concerns: its controller when that
+/// is an `O`; for an orphan, every `O` of its namespace whose selector matches it (one
+/// of them may adopt it).
+pub fn interested<O, D>(
+    owners: &Store<O>,
+    dependent: &D,
+    selector_of: fn(&O) -> Option<&LabelSelector>,
+) -> Vec<ObjectRef<O>>
+where
+    O: Resource<DynamicType = ()> + Clone,
+    D: Resource,
+{
+    let Some(namespace) = dependent.meta().namespace.clone() else { return Vec::new() };
+    if let Some(owner) = controller_of(dependent.meta()) {
+        if owner.kind == O::kind(&()) && owner.api_version == O::api_version(&()) {
+            return vec![ObjectRef::new(&owner.name).within(&namespace)];
+        }
+        return Vec::new();
+    }
+    let labels = dependent.meta().labels.clone().unwrap_or_default();
+    owners
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|o| selector_of(o).and_then(|s| selector(o.as_ref(), s).ok()).is_some_and(|s| s.matches(&labels)))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
 }
 
 /// What claiming decided for one candidate object.

@@ -9,15 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::join_all;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -40,38 +37,13 @@ pub async fn run(client: Client) -> Result<(), Error> {
     let controller = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default());
     let sets = controller.store();
     let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
-    controller
-        .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| interested(&sets, &pod))
-        .run(reconcile, retry_later, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "replicaset reconcile failed");
-            }
+    let results = controller
+        .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| {
+            owners::interested(&sets, &pod, |rs: &ReplicaSet| rs.spec.as_ref().map(|s| &s.selector))
         })
-        .await;
+        .run(reconcile, retry_later, context);
+    crate::drive(results, "replicaset").await;
     Err(Error::Stopped { controller: "replicaset" })
-}
-
-/// The ReplicaSets a pod event concerns: its controller, or (an orphan) every
-/// ReplicaSet of its namespace whose selector matches it.
-fn interested(sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
-    let Some(namespace) = pod.namespace() else { return Vec::new() };
-    if let Some(owner) = owners::controller_of(&pod.metadata) {
-        if owner.kind == "ReplicaSet" && owner.api_version == "apps/v1" {
-            return vec![ObjectRef::new(&owner.name).within(&namespace)];
-        }
-        return Vec::new();
-    }
-    let labels = pod.labels();
-    sets.state()
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|rs| {
-            let selector = rs.spec.as_ref().map(|s| &s.selector);
-            selector.and_then(|s| owners::selector(rs.as_ref(), s).ok()).is_some_and(|s| s.matches(labels))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-        .collect()
 }
 
 fn retry_later(_: Arc<ReplicaSet>, _: &Error, _: Arc<Context>) -> Action {

@@ -18,14 +18,11 @@ mod template;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::core::SelectorExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -47,39 +44,13 @@ pub async fn run(client: Client) -> Result<(), Error> {
     let controller = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default());
     let deployments = controller.store();
     let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
-    controller
-        .watches(Api::<ReplicaSet>::all(client), watcher::Config::default(), move |rs| interested(&deployments, &rs))
-        .run(reconcile, retry_later, context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "deployment reconcile failed");
-            }
+    let results = controller
+        .watches(Api::<ReplicaSet>::all(client), watcher::Config::default(), move |rs| {
+            owners::interested(&deployments, &rs, |d: &Deployment| d.spec.as_ref().map(|s| &s.selector))
         })
-        .await;
+        .run(reconcile, retry_later, context);
+    crate::drive(results, "deployment").await;
     Err(Error::Stopped { controller: "deployment" })
-}
-
-/// The Deployments a ReplicaSet event concerns: its controller, or (an orphan) those
-/// of its namespace whose selector matches it.
-fn interested(deployments: &Store<Deployment>, rs: &ReplicaSet) -> Vec<ObjectRef<Deployment>> {
-    let Some(namespace) = rs.namespace() else { return Vec::new() };
-    if let Some(owner) = owners::controller_of(&rs.metadata) {
-        if owner.kind == "Deployment" && owner.api_version == "apps/v1" {
-            return vec![ObjectRef::new(&owner.name).within(&namespace)];
-        }
-        return Vec::new();
-    }
-    let labels = rs.labels();
-    deployments
-        .state()
-        .iter()
-        .filter(|d| d.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|d| {
-            let selector = d.spec.as_ref().map(|s| &s.selector);
-            selector.and_then(|s| owners::selector(d.as_ref(), s).ok()).is_some_and(|s| s.matches(labels))
-        })
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
 }
 
 fn retry_later(_: Arc<Deployment>, _: &Error, _: Arc<Context>) -> Action {

@@ -103,12 +103,8 @@ where
         .watches(Api::<Pod>::all(client.clone()), watcher::Config::default(), move |pod: Pod| {
             services_of_pod(&services, &cache, service_of, references, &pod)
         })
-        .run(reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), context.clone())
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(controller, %error, "reconcile failed");
-            }
-        });
+        .run(reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), context.clone());
+    let run = crate::drive(run, controller);
 
     let deletions = async {
         let Some(on_delete) = on_delete else { return std::future::pending().await };

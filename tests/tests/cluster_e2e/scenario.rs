@@ -270,6 +270,14 @@ impl Scenario {
     }
 
     /// One failing connect() from `place`, which must fail fast with one of `errors`.
+    /// A deleted Service's address leads nowhere from any client pod: connect() fails
+    /// at once.
+    pub fn assert_gone_everywhere(&self, to: SocketAddr) {
+        for client in &self.clients {
+            self.assert_fails_fast(client, to, &["ENETUNREACH", "ECONNREFUSED", "EHOSTUNREACH"]);
+        }
+    }
+
     pub fn assert_fails_fast(&self, place: &impl Place, to: SocketAddr, errors: &[&str]) {
         let attempts = self
             .probe
