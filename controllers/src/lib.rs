@@ -6,18 +6,25 @@
 //!   readiness in its status.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
+//! - [`job`]: runs a Job's pods to completion (parallelism, completions, indexes,
+//!   backoff limit, deadline, suspension) and tracks them with finalizers.
+//! - [`cronjob`]: creates a CronJob's Jobs on its schedule and keeps their history.
+//! - [`ttl_after_finished`]: deletes finished Jobs `ttlSecondsAfterFinished` later.
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
 //! [`run`] starts the chosen ones and runs until one fails.
 
+pub mod cronjob;
 pub mod deployment;
 mod error;
 mod events;
+pub mod job;
 pub mod namespace_defaults;
 mod owners;
 mod pods;
 pub mod replicaset;
+pub mod ttl_after_finished;
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,11 +41,21 @@ pub enum Controller {
     ReplicaSet,
     ServiceAccount,
     RootCaCertPublisher,
+    Job,
+    CronJob,
+    TtlAfterFinished,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 4] =
-        [Controller::Deployment, Controller::ReplicaSet, Controller::ServiceAccount, Controller::RootCaCertPublisher];
+    pub const ALL: [Controller; 7] = [
+        Controller::Deployment,
+        Controller::ReplicaSet,
+        Controller::ServiceAccount,
+        Controller::RootCaCertPublisher,
+        Controller::Job,
+        Controller::CronJob,
+        Controller::TtlAfterFinished,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +63,9 @@ impl Controller {
             Controller::ReplicaSet => "replicaset",
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
+            Controller::Job => "job",
+            Controller::CronJob => "cronjob",
+            Controller::TtlAfterFinished => "ttl-after-finished",
         }
     }
 }
@@ -96,6 +116,9 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 let ca = options.root_ca.clone().ok_or(Error::NoRootCa)?;
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
+            Controller::Job => job::run(client).boxed(),
+            Controller::CronJob => cronjob::run(client).boxed(),
+            Controller::TtlAfterFinished => ttl_after_finished::run(client).boxed(),
         });
     }
     try_join_all(running).await.map(|_| ())
@@ -127,14 +150,14 @@ mod tests {
     fn selection_follows_kube_controller_manager() {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
-            select(&["*", "-deployment", "-replicaset"]).unwrap(),
-            [Controller::ServiceAccount, Controller::RootCaCertPublisher]
+            select(&["*", "-deployment", "-replicaset", "-job", "-cronjob"]).unwrap(),
+            [Controller::ServiceAccount, Controller::RootCaCertPublisher, Controller::TtlAfterFinished]
         );
         assert_eq!(select(&["replicaset"]).unwrap(), [Controller::ReplicaSet]);
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, serviceaccount, root-ca-cert-publisher"
+            "unknown controller \"deploy\"; known: deployment, replicaset, serviceaccount, root-ca-cert-publisher, job, cronjob, ttl-after-finished"
         );
     }
 }
