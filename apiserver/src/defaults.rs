@@ -196,14 +196,18 @@ fn job(obj: &mut Value) {
 
 /// The defaults of a Job's spec, also applied to a CronJob's job template.
 fn job_spec(spec: &mut Value) {
+    // As upstream: a Job with neither runs one pod once; one with only a parallelism
+    // is a work queue (no completions).
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec["completions"] = json!(1);
+    }
     default(spec, "parallelism", json!(1));
     default(spec, "backoffLimit", json!(6));
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));
     default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
-    if spec.get("completions").is_none() {
-        spec["completions"] = spec["parallelism"].clone();
-    }
     template(spec);
 }
 

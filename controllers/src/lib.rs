@@ -10,20 +10,27 @@
 //!   programs) and as v1 Endpoints.
 //! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
 //!   foreground and orphan deletion.
+//! - [`job`]: runs a Job's pods to completion (parallelism, completions, indexes,
+//!   backoff limit, deadline, suspension) and tracks them with finalizers.
+//! - [`cronjob`]: creates a CronJob's Jobs on its schedule and keeps their history.
+//! - [`ttl_after_finished`]: deletes finished Jobs `ttlSecondsAfterFinished` later.
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
 //! [`run`] starts the chosen ones and runs until one fails.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 mod error;
 mod events;
 pub mod garbage_collector;
+pub mod job;
 pub mod namespace_defaults;
 mod owners;
 mod pods;
 pub mod replicaset;
+pub mod ttl_after_finished;
 
 use std::fmt;
 use std::str::FromStr;
@@ -44,15 +51,21 @@ pub enum Controller {
     GarbageCollector,
     ServiceAccount,
     RootCaCertPublisher,
+    Job,
+    CronJob,
+    TtlAfterFinished,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 7] = [
+    pub const ALL: [Controller; 10] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
+        Controller::Job,
+        Controller::CronJob,
+        Controller::TtlAfterFinished,
         Controller::ServiceAccount,
         Controller::RootCaCertPublisher,
     ];
@@ -66,6 +79,9 @@ impl Controller {
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
             Controller::GarbageCollector => "garbagecollector",
+            Controller::Job => "job",
+            Controller::CronJob => "cronjob",
+            Controller::TtlAfterFinished => "ttl-after-finished",
         }
     }
 }
@@ -119,6 +135,9 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
             Controller::GarbageCollector => garbage_collector::run(client).boxed(),
+            Controller::Job => job::run(client).boxed(),
+            Controller::CronJob => cronjob::run(client).boxed(),
+            Controller::TtlAfterFinished => ttl_after_finished::run(client).boxed(),
         });
     }
     try_join_all(running).await.map(|_| ())
@@ -165,15 +184,20 @@ mod tests {
     fn selection_follows_kube_controller_manager() {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
-            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector"]).unwrap(),
-            [Controller::EndpointSlice, Controller::ServiceAccount, Controller::RootCaCertPublisher]
+            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector", "-job", "-cronjob"]).unwrap(),
+            [
+                Controller::EndpointSlice,
+                Controller::TtlAfterFinished,
+                Controller::ServiceAccount,
+                Controller::RootCaCertPublisher
+            ]
         );
         assert_eq!(select(&["replicaset"]).unwrap(), [Controller::ReplicaSet]);
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
             "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, garbagecollector, \
-             serviceaccount, root-ca-cert-publisher"
+             job, cronjob, ttl-after-finished, serviceaccount, root-ca-cert-publisher"
         );
     }
 }

@@ -70,29 +70,40 @@ impl Bed {
     }
 }
 
-/// What a kubelet would report: every pod running and ready.
+/// What a kubelet would report once a pod's command ran: `false` fails; a pod that
+/// restarts its containers (`restartPolicy: Always`, the default) or runs `sleep`
+/// keeps running, ready; any other command finishes successfully.
 pub async fn play_kubelet(client: Client) {
-    let pods = Api::<Pod>::all(client);
+    let pods = Api::<Pod>::all(client.clone());
     loop {
         if let Ok(list) = pods.list(&ListParams::default()).await {
             for pod in list.items {
-                let ready = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                if ready || pod.metadata.deletion_timestamp.is_some() {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+                if pod.metadata.deletion_timestamp.is_some()
+                    || matches!(phase.as_str(), "Succeeded" | "Failed" | "Running")
+                {
                     continue;
                 }
+                let spec = pod.spec.clone().unwrap_or_default();
+                let command = spec.containers.first().and_then(|c| c.command.clone()).unwrap_or_default();
+                let restarts = spec.restart_policy.as_deref().is_none_or(|p| p == "Always");
                 let now = jiff::Timestamp::now().to_string();
-                let status = json!({"status": {"phase": "Running", "conditions": [
-                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                ]}});
-                let api = Api::<Pod>::namespaced(pods.clone().into_client(), &pod.namespace().unwrap());
-                let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+                let status = match command.first().map(String::as_str) {
+                    Some("false") => json!({"phase": "Failed"}),
+                    Some("sleep") => json!({"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    ]}),
+                    _ if restarts => json!({"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    ]}),
+                    _ => json!({"phase": "Succeeded"}),
+                };
+                let api = Api::<Pod>::namespaced(client.clone(), &pod.namespace().unwrap());
+                let patch = json!({"status": status});
+                let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
             }
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

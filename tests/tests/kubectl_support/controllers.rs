@@ -1,9 +1,11 @@
 //! kubectl against Waggle's controllers: `rollout status` follows a real rollout,
 //! `rollout history` and `undo` work on the ReplicaSets the Deployment controller
-//! made, `scale` and `rollout restart` take effect, and namespaces get their defaults.
+//! made, `scale` and `rollout restart` take effect, namespaces get their defaults,
+//! and `wait --for=condition=complete` follows a Job the Job controller ran.
 //!
 //! No kubelet runs here, so a thread plays its part with kubectl: every pod that is
-//! not running yet is marked running and ready through the `status` subresource.
+//! not running yet is marked running and ready through the `status` subresource (or,
+//! for Jobs, succeeded).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,11 +15,18 @@ use crate::harness::{Cluster, columns};
 
 /// Marks pods running and ready until `stop` is set.
 fn play_kubelet(c: &Cluster, stop: &AtomicBool) {
-    let pending =
-        "jsonpath={range .items[?(@.status.phase!=\"Running\")]}{.metadata.name}{\"\\n\"}{end}";
     let ready = r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
+    play_kubelet_as(c, stop, "Running", ready);
+}
+
+/// Until `stop` is set, patches every pod whose phase is not `phase` with `status`
+/// (a merge patch of the status subresource that sets that phase).
+fn play_kubelet_as(c: &Cluster, stop: &AtomicBool, phase: &str, status: &str) {
+    let pending = format!(
+        "jsonpath={{range .items[?(@.status.phase!=\"{phase}\")]}}{{.metadata.name}}{{\"\\n\"}}{{end}}"
+    );
     while !stop.load(Ordering::Relaxed) {
-        let names = c.run(&["get", "pods", "-o", pending]).stdout;
+        let names = c.run(&["get", "pods", "-o", &pending]).stdout;
         for name in names.lines().filter(|n| !n.is_empty()) {
             // A pod deleted meanwhile fails the patch; the next round moves on.
             c.run(&[
@@ -27,7 +36,7 @@ fn play_kubelet(c: &Cluster, stop: &AtomicBool) {
                 "--subresource=status",
                 "--type=merge",
                 "-p",
-                ready,
+                status,
             ]);
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -162,4 +171,82 @@ fn rollouts(c: &Cluster) {
         out.contains("serviceaccount/default") && out.contains("configmap/kube-root-ca.crt")
     });
     assert_contains(&defaults, "configmap/kube-root-ca.crt");
+}
+
+#[test]
+fn jobs_run_by_the_job_controller() {
+    let c = Cluster::with_controllers();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            play_kubelet_as(
+                &c,
+                &stop,
+                "Succeeded",
+                r#"{"status":{"phase":"Succeeded"}}"#,
+            )
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| jobs(&c)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+fn jobs(c: &Cluster) {
+    assert_eq!(
+        c.ok(&["create", "job", "pi", "--image=busybox", "--", "true"])
+            .trim(),
+        "job.batch/pi created"
+    );
+    let waited = c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/pi",
+        "--timeout=60s",
+    ]);
+    assert_eq!(waited.trim(), "job.batch/pi condition met");
+    let rows = columns(&c.ok(&["get", "jobs"]));
+    assert_eq!(rows[0], "NAME STATUS COMPLETIONS DURATION AGE", "{rows:?}");
+    assert!(rows[1].starts_with("pi Complete 1/1 "), "{rows:?}");
+    let pods = c.ok(&["get", "pods", "-l", "job-name=pi", "-o", "name"]);
+    assert_eq!(pods.lines().count(), 1, "{pods}");
+    let described = c.ok(&["describe", "job", "pi"]);
+    assert_line(
+        &described,
+        "Pods Statuses: 0 Active (0 Ready) / 1 Succeeded / 0 Failed",
+    );
+    assert_contains(&described, "SuccessfulCreate");
+    assert_contains(&described, "Completed");
+
+    // A Job made from a CronJob's template by hand runs the same way.
+    c.ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=@yearly",
+        "--",
+        "true",
+    ]);
+    assert_eq!(
+        c.ok(&["create", "job", "manual", "--from=cronjob/tick"])
+            .trim(),
+        "job.batch/manual created"
+    );
+    let waited = c.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/manual",
+        "--timeout=60s",
+    ]);
+    assert_eq!(waited.trim(), "job.batch/manual condition met");
+    let owner = "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}";
+    assert_eq!(c.ok(&["get", "job", "manual", "-o", owner]), "CronJob/tick");
+    let rows = columns(&c.ok(&["get", "cronjob", "tick"]));
+    assert!(
+        rows[1].starts_with("tick @yearly <none> False 0 <none> "),
+        "{rows:?}"
+    );
 }
