@@ -87,7 +87,9 @@ pub fn check_kind(resource: &Resource, obj: &mut Value) -> Result<(), ApiError> 
 /// the first of them, as kube-apiserver's does.
 pub fn check_request_kind(obj: &Value, kind: &str, api_versions: &[&str]) -> Result<(), ApiError> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    if obj.get("kind").and_then(Value::as_str) == Some(kind) && api_versions.contains(&api_version) {
+    let given_kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    // Neither given: the request's own (kube-rs sends evictions so), as upstream decodes.
+    if given_kind == kind && api_versions.contains(&api_version) || (given_kind.is_empty() && api_version.is_empty()) {
         return Ok(());
     }
     Err(ApiError::bad_request(format!(

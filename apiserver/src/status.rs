@@ -139,6 +139,9 @@ pub enum ApiError {
     Internal { message: String },
     #[error("{message}")]
     Unauthorized { message: String },
+    /// Refused for now (429): an eviction a disruption budget does not allow.
+    #[error("{message}")]
+    TooManyRequests { message: String, causes: Vec<(&'static str, String)> },
     /// The request asked for a state the server has not reached yet (504, retry).
     #[error("{message}")]
     Timeout { message: String },
@@ -270,6 +273,7 @@ impl ApiError {
             }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -289,6 +293,7 @@ impl ApiError {
             ApiError::Internal { .. } => "InternalError",
             ApiError::Unauthorized { .. } => "Unauthorized",
             ApiError::Timeout { .. } => "Timeout",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Unknown { .. } => "",
         }
     }
@@ -313,6 +318,9 @@ impl ApiError {
                 kind, name, causes, ..
             } => Some(split_kind(kind, name, Some(causes))),
             ApiError::Timeout { .. } => Some(json!({"retryAfterSeconds": 1})),
+            ApiError::TooManyRequests { causes, .. } => Some(json!({
+                "causes": causes.iter().map(|(reason, message)| json!({"reason": reason, "message": message})).collect::<Vec<_>>(),
+            })),
             _ => None,
         };
         if let Some(details) = details {

@@ -6,6 +6,8 @@
 //!   readiness in its status.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
+//! - [`disruption`]: keeps PodDisruptionBudgets' status (healthy, wanted and allowed
+//!   disruptions), which evictions spend.
 //! - [`endpoints`]: a Service's selected pods as EndpointSlices (what the proxy
 //!   programs) and as v1 Endpoints.
 //! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
@@ -21,6 +23,7 @@
 
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 mod error;
 mod events;
@@ -49,6 +52,7 @@ pub enum Controller {
     EndpointSlice,
     Endpoint,
     GarbageCollector,
+    Disruption,
     ServiceAccount,
     RootCaCertPublisher,
     Job,
@@ -57,12 +61,13 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 10] = [
+    pub const ALL: [Controller; 11] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
+        Controller::Disruption,
         Controller::Job,
         Controller::CronJob,
         Controller::TtlAfterFinished,
@@ -79,6 +84,7 @@ impl Controller {
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
             Controller::GarbageCollector => "garbagecollector",
+            Controller::Disruption => "disruption",
             Controller::Job => "job",
             Controller::CronJob => "cronjob",
             Controller::TtlAfterFinished => "ttl-after-finished",
@@ -135,6 +141,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
             Controller::GarbageCollector => garbage_collector::run(client).boxed(),
+            Controller::Disruption => disruption::run(client).boxed(),
             Controller::Job => job::run(client).boxed(),
             Controller::CronJob => cronjob::run(client).boxed(),
             Controller::TtlAfterFinished => ttl_after_finished::run(client).boxed(),
@@ -184,7 +191,7 @@ mod tests {
     fn selection_follows_kube_controller_manager() {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
-            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector", "-job", "-cronjob"]).unwrap(),
+            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector", "-disruption", "-job", "-cronjob"]).unwrap(),
             [
                 Controller::EndpointSlice,
                 Controller::TtlAfterFinished,
@@ -197,7 +204,7 @@ mod tests {
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
             "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, garbagecollector, \
-             job, cronjob, ttl-after-finished, serviceaccount, root-ca-cert-publisher"
+             disruption, job, cronjob, ttl-after-finished, serviceaccount, root-ca-cert-publisher"
         );
     }
 }

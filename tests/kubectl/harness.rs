@@ -52,6 +52,7 @@ pub struct Cluster {
 }
 
 /// The result of one kubectl run.
+#[derive(Debug)]
 pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod binding;
 pub mod create;
 pub mod delete;
+pub mod disruption;
 pub mod ephemeral;
 pub mod eviction;
 pub mod get;

@@ -15,6 +15,7 @@ use waggle_controllers::{Controller, Options};
 
 pub struct Bed {
     pub client: Client,
+    config: kube::Config,
     running: Option<waggle_apiserver::Running>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -36,7 +37,7 @@ impl Bed {
         let kubeconfig = Kubeconfig::read_from(&running.kubeconfig).expect("kubeconfig");
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
-        let client = Client::try_from(config).expect("client");
+        let client = Client::try_from(config.clone()).expect("client");
         let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).ok();
         let options = Options { controllers: controllers.to_vec(), root_ca: ca };
         let mut tasks = vec![tokio::spawn({
@@ -50,7 +51,7 @@ impl Bed {
         if kubelet {
             tasks.push(tokio::spawn(play_kubelet(client.clone())));
         }
-        Bed { client, running: Some(running), tasks, _dir: dir }
+        Bed { client, config, running: Some(running), tasks, _dir: dir }
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -58,6 +59,17 @@ impl Bed {
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), "default")
+    }
+
+    /// Like [`Bed::api`], through a client that returns a 429 at once instead of
+    /// retrying it (as kube's default client does).
+    pub fn api_without_retries<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        let mut config = self.config.clone();
+        config.default_retry = false;
+        Api::namespaced(Client::try_from(config).expect("client"), "default")
     }
 
     pub async fn stop(mut self) {

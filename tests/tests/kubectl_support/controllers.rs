@@ -1,11 +1,12 @@
 //! kubectl against Waggle's controllers: `rollout status` follows a real rollout,
 //! `rollout history` and `undo` work on the ReplicaSets the Deployment controller
 //! made, `scale` and `rollout restart` take effect, namespaces get their defaults,
-//! and `wait --for=condition=complete` follows a Job the Job controller ran.
+//! `wait --for=condition=complete` follows a Job the Job controller ran, and `drain`
+//! evicts a node's pods no faster than their PodDisruptionBudget allows.
 //!
 //! No kubelet runs here, so a thread plays its part with kubectl: every pod that is
 //! not running yet is marked running and ready through the `status` subresource (or,
-//! for Jobs, succeeded).
+//! for Jobs, succeeded), and every terminating pod is deleted for good.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -20,12 +21,19 @@ fn play_kubelet(c: &Cluster, stop: &AtomicBool) {
 }
 
 /// Until `stop` is set, patches every pod whose phase is not `phase` with `status`
-/// (a merge patch of the status subresource that sets that phase).
+/// (a merge patch of the status subresource that sets that phase), and, as a kubelet
+/// does once a pod's containers stopped, finishes deleting pods that are terminating.
 fn play_kubelet_as(c: &Cluster, stop: &AtomicBool, phase: &str, status: &str) {
     let pending = format!(
         "jsonpath={{range .items[?(@.status.phase!=\"{phase}\")]}}{{.metadata.name}}{{\"\\n\"}}{{end}}"
     );
+    let terminating =
+        "jsonpath={range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{\"\\n\"}{end}";
     while !stop.load(Ordering::Relaxed) {
+        let names = c.run(&["get", "pods", "-o", terminating]).stdout;
+        for name in names.lines().filter(|n| !n.is_empty()) {
+            c.run(&["delete", "pod", name, "--grace-period=0", "--force"]);
+        }
         let names = c.run(&["get", "pods", "-o", &pending]).stdout;
         for name in names.lines().filter(|n| !n.is_empty()) {
             // A pod deleted meanwhile fails the patch; the next round moves on.
@@ -249,4 +257,88 @@ fn jobs(c: &Cluster) {
         rows[1].starts_with("tick @yearly <none> False 0 <none> "),
         "{rows:?}"
     );
+}
+
+/// Runs `body` against `c` while a thread plays the kubelet (pods run, ready).
+fn with_kubelet(c: &Cluster, body: impl FnOnce(&Cluster)) {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| play_kubelet(c, &stop));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(c)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+#[test]
+fn drain_obeys_the_disruption_budget() {
+    let c = Cluster::with_controllers();
+    with_kubelet(&c, drain);
+}
+
+const PINNED_DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeName: n1
+      containers: [{name: c, image: nginx}]
+";
+
+fn drain(c: &Cluster) {
+    c.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
+    );
+    c.ok_stdin(&["create", "-f", "-"], PINNED_DEPLOYMENT);
+    assert_eq!(
+        c.ok(&[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=1"
+        ])
+        .trim(),
+        "poddisruptionbudget.policy/web created"
+    );
+    rolled_out(c);
+    let allowed = c.wait_for_output(&["get", "pdb", "web"], |out| {
+        columns(out)
+            .get(1)
+            .is_some_and(|row| row.starts_with("web 1 N/A 1 "))
+    });
+    assert_eq!(
+        columns(&allowed)[0],
+        "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE"
+    );
+    let before = c.ok(&["get", "pods", "-o", "name"]);
+
+    // The budget lets one pod go at a time: the second eviction is refused (429) and
+    // retried until the first pod's replacement is ready.
+    let drained = c.run(&["drain", "n1", "--ignore-daemonsets", "--timeout=90s"]);
+    assert_eq!(drained.code, Some(0), "{drained:?}");
+    assert_line(&drained.stdout, "node/n1 cordoned");
+    for pod in before.lines() {
+        let name = pod.trim_start_matches("pod/");
+        assert_line(&drained.stdout, &format!("evicting pod default/{name}"));
+        assert_line(&drained.stdout, &format!("pod/{name} evicted"));
+    }
+    assert_contains(
+        &drained.stderr,
+        "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget.",
+    );
+    assert_eq!(drained.stdout.lines().last(), Some("node/n1 drained"));
+    let nodes = columns(&c.ok(&["get", "nodes"]));
+    assert!(
+        nodes[1].starts_with("n1 Unknown,SchedulingDisabled "),
+        "{nodes:?}"
+    );
+    assert_eq!(c.ok(&["uncordon", "n1"]).trim(), "node/n1 uncordoned");
 }

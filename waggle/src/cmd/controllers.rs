@@ -22,7 +22,7 @@ pub struct Args {
 pub struct Selection {
     /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
     /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
-    /// endpointslice, endpoint, garbagecollector, job, cronjob, ttl-after-finished,
+    /// endpointslice, endpoint, garbagecollector, disruption, job, cronjob, ttl-after-finished,
     /// serviceaccount, root-ca-cert-publisher.
     #[arg(long, default_value = "*", value_delimiter = ',')]
     controllers: Vec<String>,
