@@ -23,7 +23,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::events::Events;
+use crate::Context;
 use crate::{Error, owners, pods};
 
 const NAME: &str = "disruption-controller";
@@ -32,16 +32,11 @@ const DELETION_TIMEOUT: SignedDuration = SignedDuration::from_mins(2);
 /// Budgets are recomputed this often anyway (their pods' controllers may be resized).
 const RESYNC: Duration = Duration::from_secs(30);
 
-struct Context {
-    client: Client,
-    events: Events,
-}
-
 /// Runs the disruption controller until its watches end.
 pub async fn run(client: Client) -> Result<(), Error> {
     let controller = Controller::new(Api::<PodDisruptionBudget>::all(client.clone()), watcher::Config::default());
     let budgets = controller.store();
-    let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
+    let context = Context::new(client.clone(), NAME);
     let results = controller
         .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| covering(&budgets, &pod))
         .run(reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), context);

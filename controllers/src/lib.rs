@@ -37,6 +37,7 @@ pub mod ttl_after_finished;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
@@ -150,6 +151,19 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
     try_join_all(running).await.map(|_| ())
 }
 
+/// What a controller's reconciles share: its client, and the recorder of the events
+/// it reports under its own name.
+pub(crate) struct Context {
+    pub client: Client,
+    pub events: events::Events,
+}
+
+impl Context {
+    pub fn new(client: Client, controller: &str) -> Arc<Context> {
+        Arc::new(Context { events: events::Events::new(client.clone(), controller), client })
+    }
+}
+
 /// Drives a controller's reconcile results to the end of its watches; failures are
 /// logged (the controller retries them itself).
 pub(crate) async fn drive<T, E: fmt::Display>(
@@ -191,7 +205,17 @@ mod tests {
     fn selection_follows_kube_controller_manager() {
         assert_eq!(select(&["*"]).unwrap(), Controller::ALL);
         assert_eq!(
-            select(&["*", "-deployment", "-replicaset", "-endpoint", "-garbagecollector", "-disruption", "-job", "-cronjob"]).unwrap(),
+            select(&[
+                "*",
+                "-deployment",
+                "-replicaset",
+                "-endpoint",
+                "-garbagecollector",
+                "-disruption",
+                "-job",
+                "-cronjob"
+            ])
+            .unwrap(),
             [
                 Controller::EndpointSlice,
                 Controller::TtlAfterFinished,

@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::Context;
 use crate::events::Events;
 use crate::owners::{self, Claim};
 use crate::{Error, pods};
@@ -27,16 +28,11 @@ const NAME: &str = "replicaset-controller";
 /// At most this many pods are created or deleted per reconcile (upstream's burst).
 const BURST: usize = 500;
 
-struct Context {
-    client: Client,
-    events: Events,
-}
-
 /// Runs the ReplicaSet controller until its watches end.
 pub async fn run(client: Client) -> Result<(), Error> {
     let controller = Controller::new(Api::<ReplicaSet>::all(client.clone()), watcher::Config::default());
     let sets = controller.store();
-    let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
+    let context = Context::new(client.clone(), NAME);
     let results = controller
         .watches(Api::<Pod>::all(client), watcher::Config::default(), move |pod| {
             owners::interested(&sets, &pod, |rs: &ReplicaSet| rs.spec.as_ref().map(|s| &s.selector))

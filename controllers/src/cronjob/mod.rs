@@ -23,21 +23,16 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+use crate::Context;
 use crate::Error;
-use crate::events::Events;
 
 const NAME: &str = "cronjob-controller";
 /// The annotation with the time a Job was scheduled for, in the CronJob's zone.
 pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
-struct Context {
-    client: Client,
-    events: Events,
-}
-
 /// Runs the CronJob controller until its watches end.
 pub async fn run(client: Client) -> Result<(), Error> {
-    let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
+    let context = Context::new(client.clone(), NAME);
     Controller::new(Api::<CronJob>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Job>::all(client), watcher::Config::default())
         .run(sync::reconcile, retry_later, context)

@@ -28,22 +28,17 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use self::replica_sets::{NewSet, Writer};
+use crate::Context;
 use crate::Error;
-use crate::events::Events;
 use crate::owners::{self, Claim};
 
 const NAME: &str = "deployment-controller";
-
-struct Context {
-    client: Client,
-    events: Events,
-}
 
 /// Runs the Deployment controller until its watches end.
 pub async fn run(client: Client) -> Result<(), Error> {
     let controller = Controller::new(Api::<Deployment>::all(client.clone()), watcher::Config::default());
     let deployments = controller.store();
-    let context = Arc::new(Context { client: client.clone(), events: Events::new(client.clone(), NAME) });
+    let context = Context::new(client.clone(), NAME);
     let results = controller
         .watches(Api::<ReplicaSet>::all(client), watcher::Config::default(), move |rs| {
             owners::interested(&deployments, &rs, |d: &Deployment| d.spec.as_ref().map(|s| &s.selector))

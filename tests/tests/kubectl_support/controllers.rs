@@ -14,12 +14,6 @@ use std::time::Duration;
 use crate::asserts::{assert_contains, assert_line};
 use crate::harness::{Cluster, columns};
 
-/// Marks pods running and ready until `stop` is set.
-fn play_kubelet(c: &Cluster, stop: &AtomicBool) {
-    let ready = r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
-    play_kubelet_as(c, stop, "Running", ready);
-}
-
 /// Until `stop` is set, patches every pod whose phase is not `phase` with `status`
 /// (a merge patch of the status subresource that sets that phase), and, as a kubelet
 /// does once a pod's containers stopped, finishes deleting pods that are terminating.
@@ -62,15 +56,7 @@ fn rolled_out(c: &Cluster) {
 #[test]
 fn rollouts_run_by_the_deployment_controller() {
     let c = Cluster::with_controllers();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| play_kubelet(&c, &stop));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rollouts(&c)));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic);
-        }
-    });
+    with_kubelet(&c, rollouts);
 }
 
 fn rollouts(c: &Cluster) {
@@ -184,22 +170,7 @@ fn rollouts(c: &Cluster) {
 #[test]
 fn jobs_run_by_the_job_controller() {
     let c = Cluster::with_controllers();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            play_kubelet_as(
-                &c,
-                &stop,
-                "Succeeded",
-                r#"{"status":{"phase":"Succeeded"}}"#,
-            )
-        });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| jobs(&c)));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(panic) = result {
-            std::panic::resume_unwind(panic);
-        }
-    });
+    with_kubelet_as(&c, "Succeeded", r#"{"status":{"phase":"Succeeded"}}"#, jobs);
 }
 
 fn jobs(c: &Cluster) {
@@ -259,11 +230,18 @@ fn jobs(c: &Cluster) {
     );
 }
 
-/// Runs `body` against `c` while a thread plays the kubelet (pods run, ready).
+/// Runs `body` against `c` while a thread plays the kubelet: pods run, ready.
 fn with_kubelet(c: &Cluster, body: impl FnOnce(&Cluster)) {
+    let ready = r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
+    with_kubelet_as(c, "Running", ready, body);
+}
+
+/// Runs `body` against `c` while a thread plays the kubelet, reporting every pod's
+/// phase as `phase` with `status`.
+fn with_kubelet_as(c: &Cluster, phase: &str, status: &str, body: impl FnOnce(&Cluster)) {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| play_kubelet(c, &stop));
+        s.spawn(|| play_kubelet_as(c, &stop, phase, status));
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(c)));
         stop.store(true, Ordering::Relaxed);
         if let Err(panic) = result {
