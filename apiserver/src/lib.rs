@@ -15,6 +15,7 @@ pub mod auth;
 pub mod authn;
 pub mod authz;
 pub mod body;
+pub mod certificates;
 pub mod convert;
 pub mod crd;
 pub mod defaults;

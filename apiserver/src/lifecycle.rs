@@ -16,6 +16,7 @@ fn tracks_generation(resource: &Resource) -> bool {
             | ("coordination.k8s.io", "Lease")
             | ("events.k8s.io", "Event")
             | ("apps", "ControllerRevision")
+            | ("certificates.k8s.io", _)
             | ("rbac.authorization.k8s.io", _)
             | ("scheduling.k8s.io", "PriorityClass")
             | ("storage.k8s.io", "StorageClass")
@@ -88,6 +89,9 @@ pub fn prepare_update(resource: &Resource, new: &mut Value, old: &Value) {
     }
     if resource.group.is_empty() && resource.kind == "Service" {
         drop_type_dependent_fields(new, old);
+    }
+    if crate::certificates::is_signing_request(resource) {
+        crate::certificates::keep_spec(new, old);
     }
     if tracks_generation(resource) && spec_changed(resource, new, old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;

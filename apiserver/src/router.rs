@@ -158,7 +158,7 @@ async fn serve(State(ctx): State<Ctx>, request: Request) -> Response {
                     body,
                 );
                 let response =
-                    crate::kubectl::context::scoped(&params, &parts.headers, request).await;
+                    crate::kubectl::context::scoped(&params, &parts.headers, &user, request).await;
                 if write && response.as_ref().is_ok_and(|r| r.status().is_success()) {
                     // The writer's next request sees its change to RBAC or to a
                     // ServiceAccount (the watch may lag).

@@ -4,7 +4,7 @@
 //! Objects are stored as the client sent them (unknown fields preserved); the typed
 //! decode only finds what upstream's decoder would reject or warn about.
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage};
+use k8s_openapi::api::{apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking, policy, rbac, scheduling, storage};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -46,6 +46,9 @@ fn typed_roundtrip(resource: &Resource, value: &Value) -> Result<Option<Value>, 
         ("batch", "CronJob") => roundtrip::<batch::v1::CronJob>(value),
         ("networking.k8s.io", "Ingress") => roundtrip::<networking::v1::Ingress>(value),
         ("networking.k8s.io", "IngressClass") => roundtrip::<networking::v1::IngressClass>(value),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            roundtrip::<certificates::v1::CertificateSigningRequest>(value)
+        }
         ("policy", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(value),
         ("rbac.authorization.k8s.io", "Role") => roundtrip::<rbac::v1::Role>(value),
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(value),

@@ -60,6 +60,12 @@ fn sample(kind: &str, name: &str) -> Value {
         "HorizontalPodAutoscaler" => {
             json!({"spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3}})
         }
+        "CertificateSigningRequest" => {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let csr = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().serialize_request(&key).unwrap();
+            let request = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, csr.pem().unwrap());
+            json!({"spec": {"request": request, "signerName": "example.com/crud", "usages": ["client auth"]}})
+        }
         "PodDisruptionBudget" => json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}}),
         "Ingress" => {
             json!({"spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}})

@@ -13,6 +13,8 @@ pub enum Error {
         "root-ca-cert-publisher needs the cluster CA bundle (--root-ca-file or the kubeconfig's certificate-authority-data)"
     )]
     NoRootCa,
+    #[error("csrsigning: the signing CA: {0}")]
+    SigningCa(String),
     #[error("{dependent}: owner reference to {kind} ({api_version}) names no served resource")]
     UnknownOwnerKind { dependent: String, api_version: String, kind: String },
     #[error("{what}: kept conflicting with concurrent writes")]

@@ -21,6 +21,7 @@
 //!
 //! [`run`] starts the chosen ones and runs until one fails.
 
+pub mod certificate_signer;
 pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
@@ -59,10 +60,11 @@ pub enum Controller {
     Job,
     CronJob,
     TtlAfterFinished,
+    CsrSigning,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 11] = [
+    pub const ALL: [Controller; 12] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::EndpointSlice,
@@ -72,6 +74,7 @@ impl Controller {
         Controller::Job,
         Controller::CronJob,
         Controller::TtlAfterFinished,
+        Controller::CsrSigning,
         Controller::ServiceAccount,
         Controller::RootCaCertPublisher,
     ];
@@ -89,6 +92,7 @@ impl Controller {
             Controller::Job => "job",
             Controller::CronJob => "cronjob",
             Controller::TtlAfterFinished => "ttl-after-finished",
+            Controller::CsrSigning => "csrsigning",
         }
     }
 }
@@ -116,12 +120,14 @@ pub struct Options {
     pub controllers: Vec<Controller>,
     /// The cluster CA bundle (PEM) that `root-ca-cert-publisher` publishes.
     pub root_ca: Option<String>,
+    /// The CA `csrsigning` issues certificates with; without one it does not run.
+    pub signing: Option<certificate_signer::SigningCa>,
 }
 
 impl Options {
     /// Every controller.
-    pub fn all(root_ca: Option<String>) -> Options {
-        Options { controllers: Controller::ALL.to_vec(), root_ca }
+    pub fn all(root_ca: Option<String>, signing: Option<certificate_signer::SigningCa>) -> Options {
+        Options { controllers: Controller::ALL.to_vec(), root_ca, signing }
     }
 }
 
@@ -146,6 +152,14 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             Controller::Job => job::run(client).boxed(),
             Controller::CronJob => cronjob::run(client).boxed(),
             Controller::TtlAfterFinished => ttl_after_finished::run(client).boxed(),
+            Controller::CsrSigning => match options.signing.clone() {
+                Some(ca) => certificate_signer::run(client, ca).boxed(),
+                None => {
+                    // As kube-controller-manager without --cluster-signing-*-file.
+                    tracing::warn!("skipping csrsigning: no signing CA given");
+                    continue;
+                }
+            },
         });
     }
     try_join_all(running).await.map(|_| ())
@@ -219,6 +233,7 @@ mod tests {
             [
                 Controller::EndpointSlice,
                 Controller::TtlAfterFinished,
+                Controller::CsrSigning,
                 Controller::ServiceAccount,
                 Controller::RootCaCertPublisher
             ]
@@ -228,7 +243,7 @@ mod tests {
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
             "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, garbagecollector, \
-             disruption, job, cronjob, ttl-after-finished, serviceaccount, root-ca-cert-publisher"
+             disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, root-ca-cert-publisher"
         );
     }
 }

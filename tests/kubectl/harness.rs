@@ -115,13 +115,20 @@ impl Cluster {
         let kubeconfig = cluster.kubeconfig.clone();
         let ca = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.crt"))
             .expect("reading the cluster CA");
+        let key = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.key"))
+            .expect("reading the cluster CA's key");
         let task = cluster.runtime.spawn(async move {
             let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
             let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
                 .expect("client configuration");
             let client = kube::Client::try_from(config).expect("client");
-            let options = waggle_controllers::Options::all(Some(ca));
+            let signing = waggle_controllers::certificate_signer::SigningCa {
+                cert_pem: ca.clone(),
+                key_pem: key,
+                duration: waggle_controllers::certificate_signer::DEFAULT_DURATION,
+            };
+            let options = waggle_controllers::Options::all(Some(ca), Some(signing));
             if let Err(error) = waggle_controllers::run(client, options).await {
                 eprintln!("controllers stopped: {error}");
             }

@@ -13,6 +13,8 @@ mod asserts;
 mod apply;
 #[path = "kubectl_support/auth.rs"]
 mod auth;
+#[path = "kubectl_support/certificates.rs"]
+mod certificates;
 #[path = "kubectl_support/controllers.rs"]
 mod controllers;
 #[path = "kubectl_support/create.rs"]

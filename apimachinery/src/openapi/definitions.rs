@@ -7,7 +7,7 @@
 //! rendering rewrites them.
 
 use k8s_openapi::api::{
-    apps, authentication, authorization, autoscaling, batch, coordination, core, discovery, events,
+    apps, authentication, authorization, autoscaling, batch, certificates, coordination, core, discovery, events,
     networking, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -101,6 +101,7 @@ fn add_group_version(generator: &mut SchemaGenerator, group: &str, version: &str
         ("batch", "v1") => add_types!(generator, batch::v1::Job, batch::v1::CronJob),
         ("autoscaling", "v1") => add_types!(generator, autoscaling::v1::HorizontalPodAutoscaler),
         ("autoscaling", "v2") => add_types!(generator, autoscaling::v2::HorizontalPodAutoscaler),
+        ("certificates.k8s.io", "v1") => add_types!(generator, certificates::v1::CertificateSigningRequest),
         ("policy", "v1") => add_types!(generator, policy::v1::PodDisruptionBudget),
         ("discovery.k8s.io", "v1") => add_types!(generator, discovery::v1::EndpointSlice),
         ("events.k8s.io", "v1") => add_types!(generator, events::v1::Event),

@@ -111,8 +111,11 @@ pub static FIELDS: &[FieldMeta] = &[
     atomic("io.k8s.api.networking.v1.IngressTLS", "hosts"),
     atomic("io.k8s.api.networking.v1.HTTPIngressRuleValue", "paths"),
     atomic("io.k8s.api.networking.v1.IngressLoadBalancerStatus", "ingress"),
-    // policy, autoscaling
+    // policy, autoscaling, certificates
     keyed("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", "type", &["type"]),
+    keyed("io.k8s.api.certificates.v1.CertificateSigningRequestStatus", "conditions", "type", &["type"]),
+    atomic("io.k8s.api.certificates.v1.CertificateSigningRequestSpec", "usages"),
+    atomic("io.k8s.api.certificates.v1.CertificateSigningRequestSpec", "groups"),
     atomic("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec", "metrics"),
     keyed("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", "type", &["type"]),
     atomic("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "currentMetrics"),

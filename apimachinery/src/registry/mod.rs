@@ -111,7 +111,7 @@ impl Resource {
         const CREATE_GET: &[&str] = &["create", "get"];
         const PROXY: &[&str] = &["create", "delete", "get", "patch", "update"];
         Some(match name {
-            "status" | "ephemeralcontainers" => own(GPU),
+            "status" | "ephemeralcontainers" | "approval" => own(GPU),
             "scale" => SubresourceInfo {
                 group: "autoscaling",
                 version: "v1",
@@ -437,6 +437,17 @@ pub static RESOURCES: &[Resource] = &[
         ["status"]
     ),
     resource!(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        ["csr"],
+        NONE,
+        Cluster,
+        ["approval", "status"]
+    ),
+    resource!(
         "policy",
         "v1",
         "PodDisruptionBudget",
@@ -724,6 +735,7 @@ mod tests {
                 "apps",
                 "batch",
                 "autoscaling",
+                "certificates.k8s.io",
                 "policy",
                 "discovery.k8s.io",
                 "events.k8s.io",

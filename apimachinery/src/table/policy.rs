@@ -1,11 +1,12 @@
 //! Printers of the access and scheduling policy kinds: role bindings, cluster role
-//! bindings, pod disruption budgets, priority classes and horizontal pod autoscalers.
+//! bindings, certificate signing requests, pod disruption budgets, priority classes
+//! and horizontal pod autoscalers.
 //! (Roles and cluster roles use the default `Name`, `Created At` columns, as upstream.)
 
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::{AGE, Cells, Column, Description, NAME, Printer, age, arr, col, name, s};
+use super::{AGE, Cells, Column, Description, NAME, Printer, age, arr, col, human_duration, name, s};
 
 static ROLE_BINDING: &[Column] = &[
     NAME,
@@ -23,6 +24,15 @@ static CLUSTER_ROLE_BINDING: &[Column] = &[
     col("Users", "string", 1, Description::Text("Users in the clusterRoleBinding")),
     col("Groups", "string", 1, Description::Text("Groups in the clusterRoleBinding")),
     col("ServiceAccounts", "string", 1, Description::Text("ServiceAccounts in the clusterRoleBinding")),
+];
+
+static CERTIFICATE_SIGNING_REQUEST: &[Column] = &[
+    NAME,
+    AGE,
+    col("SignerName", "string", 0, field!("certificates.v1.CertificateSigningRequestSpec", "signerName")),
+    col("Requestor", "string", 0, field!("certificates.v1.CertificateSigningRequestSpec", "request")),
+    col("RequestedDuration", "string", 0, field!("certificates.v1.CertificateSigningRequestSpec", "expirationSeconds")),
+    col("Condition", "string", 0, field!("certificates.v1.CertificateSigningRequestStatus", "conditions")),
 ];
 
 static POD_DISRUPTION_BUDGET: &[Column] = &[
@@ -55,6 +65,9 @@ pub(super) fn printer(kind: &str, group: &str) -> Option<Printer> {
     let (columns, cells): (&'static [Column], Cells) = match (group, kind) {
         ("rbac.authorization.k8s.io", "RoleBinding") => (ROLE_BINDING, binding),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => (CLUSTER_ROLE_BINDING, binding),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            (CERTIFICATE_SIGNING_REQUEST, certificate_signing_request)
+        }
         ("policy", "PodDisruptionBudget") => (POD_DISRUPTION_BUDGET, pod_disruption_budget),
         ("scheduling.k8s.io", "PriorityClass") => (PRIORITY_CLASS, priority_class),
         ("autoscaling", "HorizontalPodAutoscaler") => (HORIZONTAL_POD_AUTOSCALER, horizontal_pod_autoscaler),
@@ -95,6 +108,36 @@ fn int_or_string(v: Option<&Value>) -> String {
         Some(Value::String(text)) => text.clone(),
         _ => "N/A".to_owned(),
     }
+}
+
+/// The request's state, most decisive first: `Denied`, `Approved` or `Pending`, then
+/// `,Failed` and `,Issued` when they hold.
+fn certificate_signing_request(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let has = |kind: &str| arr(obj, "/status/conditions").iter().any(|c| s(c, "/type") == kind);
+    let mut condition = if has("Denied") {
+        "Denied"
+    } else if has("Approved") {
+        "Approved"
+    } else {
+        "Pending"
+    }
+    .to_owned();
+    if has("Failed") {
+        condition.push_str(",Failed");
+    }
+    if !s(obj, "/status/certificate").is_empty() {
+        condition.push_str(",Issued");
+    }
+    let signer = Some(s(obj, "/spec/signerName")).filter(|n| !n.is_empty()).unwrap_or("<none>");
+    let duration = obj.pointer("/spec/expirationSeconds").and_then(Value::as_i64);
+    vec![
+        name(obj).into(),
+        age(obj, now),
+        signer.into(),
+        s(obj, "/spec/username").into(),
+        duration.map_or_else(|| "<none>".to_owned(), human_duration).into(),
+        condition.into(),
+    ]
 }
 
 fn pod_disruption_budget(obj: &Value, now: Timestamp) -> Vec<Value> {

@@ -43,6 +43,7 @@ pub async fn apply(state: &ApiState, target: &Target, params: &Params, applied: 
         Ok(_) => {
             let mode = match target.subresource.as_deref() {
                 Some("status") => Mode::Status,
+                Some("approval") => Mode::Approval,
                 _ => Mode::Main,
             };
             let update = Update {

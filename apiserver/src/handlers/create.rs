@@ -11,7 +11,7 @@ use crate::reply::Reply;
 use crate::state::ApiState;
 use crate::status::ApiError;
 use crate::target::Target;
-use crate::{defaults, keys, lifecycle, namespaces, objects, validation};
+use crate::{certificates, defaults, keys, lifecycle, namespaces, objects, validation};
 
 /// Characters of generated name suffixes (no vowels, no look-alikes), as upstream.
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -51,6 +51,9 @@ pub async fn create_object(state: &ApiState, target: &Target, params: &Params, m
         namespaces::check_writable(state, ns, resource, &name).await?;
     }
     lifecycle::prepare_create(resource, &mut obj);
+    if certificates::is_signing_request(resource) {
+        certificates::record_requestor(&mut obj, crate::kubectl::context::current_user().as_ref());
+    }
     defaults::apply(resource, &mut obj);
     if crate::crd::is_definitions(resource.group, resource.plural) {
         crate::crd::check_names(&state.registry(), &mut obj);

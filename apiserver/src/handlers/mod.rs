@@ -76,12 +76,12 @@ pub async fn dispatch(
     let sub = target.subresource.as_deref();
     let reply = match (verb, sub) {
         ("LIST", _) => handlers_list(&state, &target, &params, &headers).await?,
-        ("GET", None | Some("status"))
+        ("GET", None | Some("status" | "approval"))
             if !crate::reply::wants_table(&headers) && !crate::convert::needed(resource) =>
         {
             get::get_serialized(&state, &target).await?
         }
-        ("GET", None | Some("status")) => get::get(&state, &target, &params).await?,
+        ("GET", None | Some("status" | "approval")) => get::get(&state, &target, &params).await?,
         ("GET", Some("scale")) => scale::get(&state, &target).await?,
         ("POST", None) if target.name.is_none() => {
             create::create(&state, &target, &params, &headers, &bytes).await?
@@ -103,11 +103,11 @@ pub async fn dispatch(
         ("PUT", Some("finalize")) => {
             update::update(&state, &target, &params, &headers, &bytes).await?
         }
-        ("PUT", None | Some("status")) => {
+        ("PUT", None | Some("status" | "approval")) => {
             update::update(&state, &target, &params, &headers, &bytes).await?
         }
         ("PUT", Some("scale")) => scale::update(&state, &target, &params, &headers, &bytes).await?,
-        ("PATCH", None | Some("status")) => {
+        ("PATCH", None | Some("status" | "approval")) => {
             patch::patch(&state, &target, &params, &headers, &bytes).await?
         }
         ("PATCH", Some("scale")) => {

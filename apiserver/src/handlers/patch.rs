@@ -119,6 +119,7 @@ pub async fn patch(
     let namespace = target.namespace.clone();
     let mode = match target.subresource.as_deref() {
         Some("status") => Mode::Status,
+        Some("approval") => Mode::Approval,
         _ => Mode::Main,
     };
     let update = Update {

@@ -20,6 +20,7 @@ pub async fn update(state: &ApiState, target: &Target, params: &Params, headers:
     let warnings = crate::kubectl::validation::check(resource, params, &obj)?;
     let mode = match target.subresource.as_deref() {
         Some("status") => Mode::Status,
+        Some("approval") => Mode::Approval,
         _ => Mode::Main,
     };
     let update = Update {

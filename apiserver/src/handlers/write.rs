@@ -20,6 +20,8 @@ pub enum Mode {
     /// The `scale` subresource: a main-resource write (only `spec.replicas` changes)
     /// whose managedFields entry names the subresource.
     Scale,
+    /// The `approval` subresource of a CertificateSigningRequest: only its conditions.
+    Approval,
     /// Server-internal writes (binding, deletion bookkeeping): taken as given.
     Raw,
 }
@@ -93,6 +95,7 @@ impl Update<'_> {
         let resource = self.resource;
         let mut new = match self.mode {
             Mode::Status => lifecycle::prepare_status_update(&new, old),
+            Mode::Approval => crate::certificates::prepare_approval(&new, old),
             Mode::Main | Mode::Scale => {
                 let mut new = new;
                 lifecycle::prepare_update(resource, &mut new, old);
@@ -101,6 +104,9 @@ impl Update<'_> {
             Mode::Raw => new,
         };
         defaults::apply(resource, &mut new);
+        if crate::certificates::is_signing_request(resource) {
+            crate::certificates::stamp_conditions(&mut new, Some(old));
+        }
         if crate::crd::is_definitions(resource.group, resource.plural) {
             crate::crd::check_names(&self.state.registry(), &mut new);
         }
@@ -108,6 +114,7 @@ impl Update<'_> {
             Mode::Main => crate::kubectl::managed::record(resource, Some(old), &mut new, ""),
             Mode::Status => crate::kubectl::managed::record(resource, Some(old), &mut new, "status"),
             Mode::Scale => crate::kubectl::managed::record(resource, Some(old), &mut new, "scale"),
+            Mode::Approval => crate::kubectl::managed::record(resource, Some(old), &mut new, "approval"),
             Mode::Raw => {}
         }
         if self.mode != Mode::Raw {

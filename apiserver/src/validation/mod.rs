@@ -92,6 +92,7 @@ pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Result
         ("events.k8s.io", "Event") => events::validate(obj, old, &mut errors),
         ("rbac.authorization.k8s.io", kind) => rbac::validate(kind, obj, old, &mut errors),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd::validate(obj, old, &mut errors),
+        ("certificates.k8s.io", "CertificateSigningRequest") => crate::certificates::validate(obj, old, &mut errors),
         ("policy" | "scheduling.k8s.io" | "autoscaling" | "storage.k8s.io", _)
         | ("networking.k8s.io", "Ingress" | "IngressClass")
         | ("", "PersistentVolume" | "PersistentVolumeClaim") => cluster::validate(resource, obj, old, &mut errors),

@@ -39,7 +39,12 @@ impl Bed {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
         let client = Client::try_from(config.clone()).expect("client");
         let ca = std::fs::read_to_string(dir.path().join("pki/ca.crt")).ok();
-        let options = Options { controllers: controllers.to_vec(), root_ca: ca };
+        let signing = waggle_controllers::certificate_signer::SigningCa {
+            cert_pem: std::fs::read_to_string(dir.path().join("pki/ca.crt")).expect("the cluster CA"),
+            key_pem: std::fs::read_to_string(dir.path().join("pki/ca.key")).expect("the cluster CA's key"),
+            duration: waggle_controllers::certificate_signer::DEFAULT_DURATION,
+        };
+        let options = Options { controllers: controllers.to_vec(), root_ca: ca, signing: Some(signing) };
         let mut tasks = vec![tokio::spawn({
             let client = client.clone();
             async move {

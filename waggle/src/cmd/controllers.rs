@@ -1,6 +1,6 @@
-//! `waggle controllers`: the controller manager (Deployments, ReplicaSets, endpoints,
-//! garbage collection, namespace defaults) against any Kubernetes API server. `waggle server` runs the same
-//! controllers in-process.
+//! `waggle controllers`: the controller manager (workloads, endpoints, disruption
+//! budgets, certificate signing, garbage collection, namespace defaults) against any
+//! Kubernetes API server. `waggle server` runs the same controllers in-process.
 
 use std::path::{Path, PathBuf};
 
@@ -18,18 +18,25 @@ pub struct Args {
 }
 
 /// Which controllers run, shared by `waggle controllers` and `waggle server`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Selection {
     /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
     /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
     /// endpointslice, endpoint, garbagecollector, disruption, job, cronjob, ttl-after-finished,
-    /// serviceaccount, root-ca-cert-publisher.
+    /// csrsigning, serviceaccount, root-ca-cert-publisher.
     #[arg(long, default_value = "*", value_delimiter = ',')]
     controllers: Vec<String>,
     /// CA bundle (PEM) published as `kube-root-ca.crt` in every namespace (default: the
     /// CA the client trusts for the API server).
     #[arg(long)]
     root_ca_file: Option<PathBuf>,
+    /// CA certificate (PEM) csrsigning issues approved CertificateSigningRequests with
+    /// (`waggle server`: the cluster CA); without it and the key, csrsigning does not run.
+    #[arg(long, requires = "cluster_signing_key_file")]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `--cluster-signing-cert-file`.
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    pub cluster_signing_key_file: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -55,12 +62,24 @@ pub async fn from_file(path: &Path) -> anyhow::Result<kube::Config> {
 pub async fn run_with(config: kube::Config, selection: &Selection) -> anyhow::Result<()> {
     let controllers = waggle_controllers::select(&selection.controllers).map_err(anyhow::Error::msg)?;
     let root_ca = match &selection.root_ca_file {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        Some(path) => Some(read(path)?),
         None => config.root_cert.as_deref().map(pem_bundle),
     };
+    let signing = match (&selection.cluster_signing_cert_file, &selection.cluster_signing_key_file) {
+        (Some(cert), Some(key)) => Some(waggle_controllers::certificate_signer::SigningCa {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            duration: waggle_controllers::certificate_signer::DEFAULT_DURATION,
+        }),
+        _ => None,
+    };
     let client = kube::Client::try_from(config).context("building the API client")?;
-    let options = waggle_controllers::Options { controllers, root_ca };
+    let options = waggle_controllers::Options { controllers, root_ca, signing };
     waggle_controllers::run(client, options).await.context("controllers")
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// DER certificates as a PEM bundle.

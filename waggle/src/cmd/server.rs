@@ -59,9 +59,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(http) = running.http_addr {
         eprintln!("plain HTTP (development) at http://{http}");
     }
+    // The cluster CA signs approved CertificateSigningRequests unless told otherwise.
+    let mut selection = args.controllers.clone();
+    if selection.cluster_signing_cert_file.is_none() {
+        selection.cluster_signing_cert_file = Some(args.data_dir.join("pki/ca.crt"));
+        selection.cluster_signing_key_file = Some(args.data_dir.join("pki/ca.key"));
+    }
     let controllers = async {
         let config = super::controllers::from_file(&running.kubeconfig).await?;
-        super::controllers::run_with(config, &args.controllers).await?;
+        super::controllers::run_with(config, &selection).await?;
         // None were chosen: serve on.
         std::future::pending().await
     };
