@@ -22,12 +22,6 @@ pub enum Health {
     Available,
 }
 
-impl Health {
-    fn running_and_ready(self) -> bool {
-        matches!(self, Health::Ready | Health::Available)
-    }
-}
-
 /// The pod of one ordinal as the plan sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slot {
@@ -108,14 +102,11 @@ pub fn plan(replicas: &[Slot], condemned: &[Slot], parallel: bool, updates: Upda
     }
 
     let mut condemned = condemned.to_vec();
-    condemned.sort_by_key(|s| std::cmp::Reverse(s.ordinal));
-    // The first pod not running and ready (or terminating): in OrderedReady the only
-    // unhealthy pod that may be deleted.
-    let first_unhealthy = replicas
-        .iter()
-        .chain(&condemned)
-        .find(|s| !s.health.running_and_ready() || s.health == Health::Terminating)
-        .map(|s| s.ordinal);
+    condemned.sort_by_key(|s| s.ordinal);
+    // The first pod not available, the replicas' before the condemned, each in ordinal
+    // order: in OrderedReady the only unavailable pod that may be deleted.
+    let first_unhealthy = replicas.iter().chain(&condemned).find(|s| s.health != Health::Available).map(|s| s.ordinal);
+    condemned.reverse();
     for slot in &condemned {
         if slot.health == Health::Terminating {
             if monotonic {
@@ -123,7 +114,7 @@ pub fn plan(replicas: &[Slot], condemned: &[Slot], parallel: bool, updates: Upda
             }
             continue;
         }
-        if monotonic && !slot.health.running_and_ready() && first_unhealthy != Some(slot.ordinal) {
+        if monotonic && slot.health != Health::Available && first_unhealthy != Some(slot.ordinal) {
             return steps;
         }
         steps.push(Step::Delete { ordinal: slot.ordinal, why: Why::ScaledDown });
@@ -189,8 +180,11 @@ mod tests {
         assert_eq!(plan(&empty, &[], false, ROLLING, "b"), [create(0)]);
         let first_unready = slots(0, &[(Unready, "b"), (Missing, ""), (Missing, "")]);
         assert_eq!(plan(&first_unready, &[], false, ROLLING, "b"), []);
+        // Ready is not enough while minReadySeconds have not passed.
         let first_ready = slots(0, &[(Ready, "b"), (Missing, ""), (Missing, "")]);
-        assert_eq!(plan(&first_ready, &[], false, ROLLING, "b"), [create(1)]);
+        assert_eq!(plan(&first_ready, &[], false, ROLLING, "b"), []);
+        let first_available = slots(0, &[(Available, "b"), (Missing, ""), (Missing, "")]);
+        assert_eq!(plan(&first_available, &[], false, ROLLING, "b"), [create(1)]);
         let from_three = slots(3, &[(Available, "b"), (Missing, "")]);
         assert_eq!(plan(&from_three, &[], false, ROLLING, "b"), [create(4)]);
         // A hole below the highest pod is filled first.
