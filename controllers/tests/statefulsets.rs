@@ -169,12 +169,43 @@ async fn ordered_ready_creates_in_order_and_scales_down_highest_first() {
         (status.replicas == 1 && status.ready_replicas == Some(1)).then_some(())
     })
     .await;
+
+    // A failed pod is replaced by a new one of the same name.
+    let failed = pods.get("web-0").await.unwrap().uid();
+    let status = json!({"status": {"phase": "Failed"}});
+    pods.patch_status("web-0", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    eventually("web-0 recreated", WITHIN, || async {
+        let pod = pods.get_opt("web-0").await.unwrap()?;
+        (pod.uid() != failed && pod.metadata.deletion_timestamp.is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(notes(&bed, "RecreatingFailedPod").await, ["StatefulSet default/web is recreating failed Pod web-0"]);
+    mark_ready(&pods, "web-0").await;
+
+    // An orphan named as a member is adopted (here: beyond the replicas, so removed);
+    // one that is not is left alone.
+    for name in ["web-5", "web-x"] {
+        let orphan: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]},
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &orphan).await.unwrap();
+    }
+    eventually("web-5 adopted and removed", WITHIN, || async {
+        notes(&bed, "SuccessfulDelete")
+            .await
+            .contains(&"delete Pod web-5 in StatefulSet web successful".into())
+            .then_some(())
+    })
+    .await;
+    assert!(pods.get("web-x").await.unwrap().owner_references().is_empty());
     bed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_pods_get_claims_from_templates() {
-    let bed = Bed::start(&[Controller::StatefulSet], false).await;
+async fn parallel_pods_get_claims_kept_or_deleted_as_the_retention_policy_says() {
+    let bed = Bed::start(&[Controller::StatefulSet, Controller::GarbageCollector], false).await;
     let sets: Api<StatefulSet> = bed.api();
     let pods: Api<Pod> = bed.api();
     let claims: Api<PersistentVolumeClaim> = bed.api();
@@ -203,15 +234,33 @@ async fn parallel_pods_get_claims_from_templates() {
         assert_eq!(volume.persistent_volume_claim.as_ref().unwrap().claim_name, format!("www-web-{ordinal}"));
     }
 
-    // Scaling down (not waiting for readiness in Parallel) hands the claim to its pod.
+    // Scaling down (not waiting for readiness in Parallel) hands the claims to their
+    // pods (whenScaled: Delete), so they go with them; web-0's stays unowned.
     sets.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
     eventually("scaled down to one", WITHIN, || async { (names(&pods).await == ["web-0"]).then_some(()) }).await;
-    for ordinal in 1..3 {
-        let claim = claims.get(&format!("www-web-{ordinal}")).await.unwrap();
-        let owners: Vec<_> = claim.owner_references().iter().map(|r| (r.kind.clone(), r.name.clone())).collect();
-        assert_eq!(owners, [("Pod".to_string(), format!("web-{ordinal}"))]);
-    }
+    eventually("the scaled-down pods' claims deleted", WITHIN, || async {
+        let left: Vec<String> =
+            claims.list(&ListParams::default()).await.unwrap().iter().map(|c| c.name_any()).collect();
+        (left == ["www-web-0"]).then_some(())
+    })
+    .await;
     assert!(claims.get("www-web-0").await.unwrap().owner_references().is_empty());
+
+    // whenDeleted: Delete makes the set own the claims, which then go with it.
+    let policy = json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}});
+    sets.patch("web", &PatchParams::default(), &Patch::Merge(&policy)).await.unwrap();
+    let set_uid = sets.get("web").await.unwrap().uid();
+    eventually("the set owns web-0's claim", WITHIN, || async {
+        let claim = claims.get("www-web-0").await.unwrap();
+        let owners: Vec<_> = claim.owner_references().iter().map(|r| (r.kind.clone(), Some(r.uid.clone()))).collect();
+        (owners == [("StatefulSet".to_string(), set_uid.clone())]).then_some(())
+    })
+    .await;
+    sets.delete("web", &Default::default()).await.unwrap();
+    eventually("the set's claim deleted with it", WITHIN, || async {
+        claims.list(&ListParams::default()).await.unwrap().items.is_empty().then_some(())
+    })
+    .await;
     bed.stop().await;
 }
 

@@ -127,6 +127,21 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revi
     }
 }
 
+/// The identity labels a pod of `ordinal` lacks or has wrong (an adopted pod may), as
+/// a merge patch guarded by its uid; `None` when they are right.
+pub fn identity_patch(pod: &Pod, ordinal: i32) -> Option<serde_json::Value> {
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let name = pod.name_any();
+    let index = ordinal.to_string();
+    let right = labels.get(POD_NAME_LABEL) == Some(&name) && labels.get(POD_INDEX_LABEL) == Some(&index);
+    (!right).then(|| {
+        serde_json::json!({"metadata": {
+            "uid": pod.metadata.uid,
+            "labels": {POD_NAME_LABEL: name, POD_INDEX_LABEL: index},
+        }})
+    })
+}
+
 /// The revision a pod was made from (its `controller-revision-hash` label).
 pub fn revision_of(pod: &Pod) -> &str {
     pod.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)).map(String::as_str).unwrap_or("")
@@ -196,6 +211,14 @@ mod tests {
         assert_eq!(volumes[0].persistent_volume_claim.as_ref().unwrap().claim_name, "www-web-4");
         assert_eq!(pod.owner_references()[0].controller, Some(true));
         assert_eq!(revision_of(&pod), "web-abc");
+        assert_eq!(identity_patch(&pod, 4), None);
+        let mut adopted = pod.clone();
+        adopted.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        adopted.metadata.uid = Some("p4".into());
+        assert_eq!(
+            identity_patch(&adopted, 4),
+            Some(json!({"metadata": {"uid": "p4", "labels": {POD_NAME_LABEL: "web-4", POD_INDEX_LABEL: "4"}}}))
+        );
 
         let claims = claims(&set, 4);
         assert_eq!(claims.len(), 1);

@@ -106,7 +106,7 @@ async fn reconcile(cached: Arc<StatefulSet>, context: Arc<Context>) -> Result<Ac
     let rolling = updates(&set) != Updates::OnDelete;
     let refs: Vec<&Pod> = mine.iter().collect();
     let mut counted = status::count(&refs, &current.name_any(), &update.name_any(), rolling, min_ready, now);
-    counted.collision_count = set.status.as_ref().and_then(|s| s.collision_count);
+    counted.collision_count = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
     status::write(&set, &counted, client).await?;
 
     let mut live: BTreeSet<String> = mine.iter().map(|p| identity::revision_of(p).to_owned()).collect();
@@ -269,6 +269,19 @@ async fn act(
         }
     }
 
+    // Pods adopted without their identity labels get them.
+    for (&ordinal, pod) in
+        by_ordinal.iter().filter(|(o, p)| range.contains(o) && p.metadata.deletion_timestamp.is_none())
+    {
+        let Some(patch) = identity::identity_patch(pod, ordinal) else { continue };
+        tracing::info!(set = %set_name, pod = %pod.name_any(), "restoring the pod's identity labels");
+        match apis.pods.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+
     let slot = |ordinal: i32| {
         let pod = by_ordinal.get(&ordinal).copied();
         Slot {
@@ -312,6 +325,16 @@ async fn act(
                 let Some(pod) = by_ordinal.get(&ordinal) else { continue };
                 let name = pod.name_any();
                 tracing::info!(set = %set_name, pod = %name, ?why, "deleting pod");
+                if why == Why::Finished {
+                    let namespace = set.namespace().unwrap_or_default();
+                    if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") {
+                        let note = format!("StatefulSet {namespace}/{set_name} is recreating failed Pod {name}");
+                        events.warning(&reference, "RecreatingFailedPod", note).await;
+                    } else {
+                        let note = format!("StatefulSet {namespace}/{set_name} is recreating terminated Pod {name}");
+                        events.normal(&reference, "RecreatingTerminatedPod", note).await;
+                    }
+                }
                 if has_claims && why == Why::ScaledDown {
                     claims::update_owners(set, pod, ordinal, true, &existing, &apis.claims).await?;
                 }

@@ -35,12 +35,11 @@ pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
     serde_json::from_value(template).ok()
 }
 
-/// A stable, DNS-label-safe hash of a revision's data and the collision count.
-pub fn hash(data: &Value, collision_count: Option<i32>) -> String {
+/// A stable, DNS-label-safe hash of a revision's data and the collision count (as
+/// upstream, the count's decimal digits follow the data).
+pub fn hash(data: &Value, collision_count: i32) -> String {
     let mut bytes = serde_json::to_vec(data).expect("revision data serializes");
-    if let Some(count) = collision_count {
-        bytes.extend_from_slice(count.to_string().as_bytes());
-    }
+    bytes.extend_from_slice(collision_count.to_string().as_bytes());
     // FNV-1a, 32 bits.
     let mut hash: u32 = 0x811c_9dc5;
     for byte in bytes {
@@ -57,7 +56,7 @@ pub fn stores(revision: &ControllerRevision, data: &Value) -> bool {
 
 /// A new revision of `set` storing `data`: owned by the set, labelled with its
 /// template's labels and the hash, carrying its annotations.
-pub fn new_revision(set: &StatefulSet, data: Value, number: i64, collision_count: Option<i32>) -> ControllerRevision {
+pub fn new_revision(set: &StatefulSet, data: Value, number: i64, collision_count: i32) -> ControllerRevision {
     let hash = hash(&data, collision_count);
     let mut labels =
         set.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
@@ -106,7 +105,7 @@ pub async fn update_revision(
     let template = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
     let data = data(&template);
     let newest = history.last().map(|r| r.revision).unwrap_or(0);
-    let collision_count = set.status.as_ref().and_then(|s| s.collision_count);
+    let collision_count = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
     if let Some(index) = history.iter().rposition(|r| stores(r, &data)) {
         if history[index].revision == newest {
             return Ok(Outcome::Revision(history[index].clone()));
@@ -133,7 +132,7 @@ pub async fn update_revision(
                 return Ok(Outcome::Revision(existing));
             }
             // Another revision took the name: hash again with the next collision count.
-            Ok(Outcome::Collided(collision_count.unwrap_or(0) + 1))
+            Ok(Outcome::Collided(collision_count + 1))
         }
         Err(error) => Err(error.into()),
     }
@@ -187,7 +186,7 @@ mod tests {
                 "$patch": "replace",
             }}})
         );
-        let revision = new_revision(&set(), data.clone(), 3, None);
+        let revision = new_revision(&set(), data.clone(), 3, 0);
         assert_eq!(template_of(&revision), Some(template("nginx:1")));
         assert!(stores(&revision, &data));
         assert!(!stores(&revision, &super::data(&template("nginx:2"))));
@@ -196,11 +195,11 @@ mod tests {
     #[test]
     fn revisions_are_named_by_hash_and_labelled() {
         let data = data(&template("nginx:1"));
-        let h = hash(&data, None);
+        let h = hash(&data, 0);
         assert!(h.bytes().all(|c| ALPHABET.contains(&c)), "{h}");
-        assert_ne!(h, hash(&data, Some(1)));
-        assert_ne!(h, hash(&super::data(&template("nginx:2")), None));
-        let revision = new_revision(&set(), data, 3, None);
+        assert_ne!(h, hash(&data, 1));
+        assert_ne!(h, hash(&super::data(&template("nginx:2")), 0));
+        let revision = new_revision(&set(), data, 3, 0);
         assert_eq!(revision.name_any(), format!("web-{h}"));
         assert_eq!(revision.revision, 3);
         assert_eq!(revision.labels()[HASH_LABEL], h);

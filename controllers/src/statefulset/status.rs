@@ -21,7 +21,7 @@ pub struct Status {
     pub updated: i32,
     pub current_revision: String,
     pub update_revision: String,
-    pub collision_count: Option<i32>,
+    pub collision_count: i32,
 }
 
 fn phase(pod: &Pod) -> &str {
@@ -88,7 +88,7 @@ pub async fn write(set: &StatefulSet, status: &Status, client: &Client) -> Resul
         && old.updated_replicas.unwrap_or(0) == status.updated
         && old.current_revision.as_deref() == Some(status.current_revision.as_str())
         && old.update_revision.as_deref() == Some(status.update_revision.as_str())
-        && old.collision_count == status.collision_count;
+        && old.collision_count == Some(status.collision_count);
     if unchanged {
         return Ok(());
     }
