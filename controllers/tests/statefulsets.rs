@@ -86,6 +86,11 @@ async fn revisions(api: &Api<ControllerRevision>) -> Vec<ControllerRevision> {
     list
 }
 
+/// The revisions' names and numbers.
+fn numbered(revisions: &[ControllerRevision]) -> Vec<(String, i64)> {
+    revisions.iter().map(|r| (r.name_any(), r.revision)).collect()
+}
+
 /// Rolled out: every replica ready and at the update revision, which is current.
 fn rolled_out(set: &StatefulSet) -> bool {
     let want = set.spec.as_ref().unwrap().replicas.unwrap();
@@ -305,10 +310,7 @@ async fn rolling_updates_go_in_reverse_and_keep_a_pruned_history() {
         ]
     );
     let both = revisions(&history).await;
-    assert_eq!(
-        both.iter().map(|r| (r.name_any(), r.revision)).collect::<Vec<_>>(),
-        [(first_revision.clone(), 1), (second_revision.clone(), 2)]
-    );
+    assert_eq!(numbered(&both), [(first_revision.clone(), 1), (second_revision.clone(), 2)]);
 
     // What `kubectl rollout undo` does: the old revision's data as a strategic merge
     // patch. That revision comes back as the newest rather than a new one.
@@ -322,10 +324,7 @@ async fn rolling_updates_go_in_reverse_and_keep_a_pruned_history() {
     .await;
     assert_eq!(back.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(), Some("nginx:1"));
     let renumbered = revisions(&history).await;
-    assert_eq!(
-        renumbered.iter().map(|r| (r.name_any(), r.revision)).collect::<Vec<_>>(),
-        [(second_revision.clone(), 2), (first_revision.clone(), 3)]
-    );
+    assert_eq!(numbered(&renumbered), [(second_revision.clone(), 2), (first_revision.clone(), 3)]);
 
     // A third template: beyond one unused revision, the oldest goes.
     set_image(&sets, "nginx:3").await;
@@ -342,10 +341,7 @@ async fn rolling_updates_go_in_reverse_and_keep_a_pruned_history() {
         (list.len() == 2).then_some(list)
     })
     .await;
-    assert_eq!(
-        pruned.iter().map(|r| (r.name_any(), r.revision)).collect::<Vec<_>>(),
-        [(first_revision, 3), (third_revision, 4)]
-    );
+    assert_eq!(numbered(&pruned), [(first_revision, 3), (third_revision, 4)]);
     bed.stop().await;
 }
 

@@ -112,13 +112,10 @@ pub async fn create_missing(
                 existing.insert(name.clone(), api.get(&name).await?);
             }
             Err(error) => {
-                let message = match &error {
-                    kube::Error::Api(status) => status.message.clone(),
-                    other => other.to_string(),
-                };
                 let note = format!(
-                    "create Claim {name} for Pod {pod} in StatefulSet {} failed error: {message}",
-                    set.name_any()
+                    "create Claim {name} for Pod {pod} in StatefulSet {} failed error: {}",
+                    set.name_any(),
+                    super::message(&error)
                 );
                 events.warning(&on, "FailedCreate", note).await;
                 return Err(error.into());

@@ -159,20 +159,26 @@ pub async fn prune(
 mod tests {
     use super::*;
 
-    fn template(image: &str) -> PodTemplateSpec {
+    fn set_of(image: &str) -> StatefulSet {
         serde_json::from_value(json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": image}]}
+            "metadata": {"name": "web", "namespace": "default", "uid": "u1", "annotations": {"a": "b"}},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": image}]},
+                },
+            },
         }))
         .unwrap()
     }
 
     fn set() -> StatefulSet {
-        serde_json::from_value(json!({
-            "metadata": {"name": "web", "namespace": "default", "uid": "u1", "annotations": {"a": "b"}},
-            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template("nginx:1")},
-        }))
-        .unwrap()
+        set_of("nginx:1")
+    }
+
+    fn template(image: &str) -> PodTemplateSpec {
+        set_of(image).spec.unwrap().template
     }
 
     #[test]
