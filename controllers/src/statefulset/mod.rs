@@ -82,7 +82,7 @@ async fn reconcile(cached: Arc<StatefulSet>, context: Arc<Context>) -> Result<Ac
     let mut history = claim_revisions(&set, &apis.revisions).await?;
     history.sort_by_key(|r| r.revision);
     let update = match revisions::update_revision(&set, &mut history, &apis.revisions).await? {
-        revisions::Outcome::Revision(revision) => revision,
+        revisions::Outcome::Revision(revision) => *revision,
         revisions::Outcome::Collided(count) => {
             tracing::info!(set = %set.name_any(), count, "revision name collision");
             let patch = json!({"status": {"collisionCount": count}});

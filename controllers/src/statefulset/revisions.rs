@@ -88,7 +88,7 @@ pub fn to_prune<'a>(history: &'a [ControllerRevision], live: &BTreeSet<String>, 
 /// What [`update_revision`] decided.
 pub enum Outcome {
     /// The revision of the current template.
-    Revision(ControllerRevision),
+    Revision(Box<ControllerRevision>),
     /// Its name was taken by another revision: the collision count to report, after
     /// which the next reconcile hashes again.
     Collided(i32),
@@ -108,7 +108,7 @@ pub async fn update_revision(
     let collision_count = set.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0);
     if let Some(index) = history.iter().rposition(|r| stores(r, &data)) {
         if history[index].revision == newest {
-            return Ok(Outcome::Revision(history[index].clone()));
+            return Ok(Outcome::Revision(Box::new(history[index].clone())));
         }
         let name = history[index].name_any();
         let patch = json!({"revision": newest + 1});
@@ -116,20 +116,20 @@ pub async fn update_revision(
         tracing::info!(set = %set.name_any(), revision = %name, number = newest + 1, "revision made current again");
         history.remove(index);
         history.push(renumbered.clone());
-        return Ok(Outcome::Revision(renumbered));
+        return Ok(Outcome::Revision(Box::new(renumbered)));
     }
     let revision = new_revision(set, data.clone(), newest + 1, collision_count);
     match api.create(&PostParams::default(), &revision).await {
         Ok(created) => {
             history.push(created.clone());
-            Ok(Outcome::Revision(created))
+            Ok(Outcome::Revision(Box::new(created)))
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api.get(&revision.name_any()).await?;
             let mine = existing.owner_references().iter().any(|r| Some(&r.uid) == set.meta().uid.as_ref());
             if mine && stores(&existing, &data) {
                 history.push(existing.clone());
-                return Ok(Outcome::Revision(existing));
+                return Ok(Outcome::Revision(Box::new(existing)));
             }
             // Another revision took the name: hash again with the next collision count.
             Ok(Outcome::Collided(collision_count + 1))
