@@ -4,6 +4,8 @@
 //!
 //! - [`replicaset`]: keeps a ReplicaSet's pods at `spec.replicas` and reports their
 //!   readiness in its status.
+//! - [`statefulset`]: pods with stable identities and claims, ordered or parallel,
+//!   rolled out by ControllerRevisions in reverse ordinal order.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
 //! - [`disruption`]: keeps PodDisruptionBudgets' status (healthy, wanted and allowed
@@ -34,6 +36,7 @@ pub mod namespace_defaults;
 mod owners;
 mod pods;
 pub mod replicaset;
+pub mod statefulset;
 pub mod ttl_after_finished;
 
 use std::fmt;
@@ -51,6 +54,7 @@ pub use error::Error;
 pub enum Controller {
     Deployment,
     ReplicaSet,
+    StatefulSet,
     EndpointSlice,
     Endpoint,
     GarbageCollector,
@@ -64,9 +68,10 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 12] = [
+    pub const ALL: [Controller; 13] = [
         Controller::Deployment,
         Controller::ReplicaSet,
+        Controller::StatefulSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
@@ -83,6 +88,7 @@ impl Controller {
         match self {
             Controller::Deployment => "deployment",
             Controller::ReplicaSet => "replicaset",
+            Controller::StatefulSet => "statefulset",
             Controller::EndpointSlice => "endpointslice",
             Controller::Endpoint => "endpoint",
             Controller::ServiceAccount => "serviceaccount",
@@ -140,6 +146,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         running.push(match controller {
             Controller::Deployment => deployment::run(client).boxed(),
             Controller::ReplicaSet => replicaset::run(client).boxed(),
+            Controller::StatefulSet => statefulset::run(client).boxed(),
             Controller::EndpointSlice => endpoints::run_slices(client).boxed(),
             Controller::Endpoint => endpoints::run_endpoints(client).boxed(),
             Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
@@ -231,6 +238,7 @@ mod tests {
             ])
             .unwrap(),
             [
+                Controller::StatefulSet,
                 Controller::EndpointSlice,
                 Controller::TtlAfterFinished,
                 Controller::CsrSigning,
@@ -242,8 +250,9 @@ mod tests {
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, endpointslice, endpoint, garbagecollector, \
-             disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, root-ca-cert-publisher"
+            "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, endpointslice, endpoint, \
+             garbagecollector, disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, \
+             root-ca-cert-publisher"
         );
     }
 }

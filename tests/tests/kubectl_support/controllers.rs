@@ -320,3 +320,94 @@ fn drain(c: &Cluster) {
     );
     assert_eq!(c.ok(&["uncordon", "n1"]).trim(), "node/n1 uncordoned");
 }
+
+const STATEFUL_SET: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  replicas: 2
+  serviceName: web
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: nginx, image: 'nginx:1.25'}]
+";
+
+#[test]
+fn statefulsets_run_by_the_statefulset_controller() {
+    let c = Cluster::with_controllers();
+    with_kubelet(&c, statefulsets);
+}
+
+/// `kubectl rollout status statefulset/web`'s last line. The apiserver defaults a
+/// rolling update's partition to 0, so upstream kubectl ends on its partitioned message.
+fn sts_rolled_out(c: &Cluster, pods: usize) {
+    let status = c.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
+    assert_eq!(
+        status.lines().last().unwrap_or_default(),
+        format!("partitioned roll out complete: {pods} new pods have been updated..."),
+        "{status}"
+    );
+}
+
+fn statefulsets(c: &Cluster) {
+    assert_eq!(
+        c.ok_stdin(&["create", "-f", "-"], STATEFUL_SET).trim(),
+        "statefulset.apps/web created"
+    );
+    sts_rolled_out(c, 2);
+    let rows = columns(&c.ok(&["get", "sts"]));
+    assert_eq!(rows[0], "NAME READY AGE", "{rows:?}");
+    assert!(rows[1].starts_with("web 2/2 "), "{rows:?}");
+    let pods = c.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+    assert_eq!(pods.lines().collect::<Vec<_>>(), ["pod/web-0", "pod/web-1"]);
+
+    assert_eq!(
+        c.ok(&["scale", "statefulset/web", "--replicas=3"]).trim(),
+        "statefulset.apps/web scaled"
+    );
+    sts_rolled_out(c, 3);
+    assert!(columns(&c.ok(&["get", "sts", "web"]))[1].starts_with("web 3/3 "));
+
+    // A new template rolls out as revision 2; undo brings revision 1's back as 3.
+    c.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.26"]);
+    sts_rolled_out(c, 3);
+    let history = c.ok(&["rollout", "history", "statefulset/web"]);
+    assert_eq!(
+        columns(&history),
+        [
+            "statefulset.apps/web",
+            "REVISION CHANGE-CAUSE",
+            "1 <none>",
+            "2 <none>"
+        ]
+    );
+    let second = c.ok(&["rollout", "history", "statefulset/web", "--revision=2"]);
+    assert_line(&second, "statefulset.apps/web with revision #2");
+    assert_contains(&second, "Image:\tnginx:1.26");
+    assert_eq!(
+        c.ok(&["rollout", "undo", "statefulset/web"]).trim(),
+        "statefulset.apps/web rolled back"
+    );
+    sts_rolled_out(c, 3);
+    let image = "jsonpath={.spec.template.spec.containers[0].image}";
+    assert_eq!(c.ok(&["get", "statefulset/web", "-o", image]), "nginx:1.25");
+    let images = "jsonpath={range .items[*]}{.metadata.name}={.spec.containers[0].image} {end}";
+    assert_eq!(
+        c.ok(&["get", "pods", "-l", "app=web", "-o", images]).trim(),
+        "web-0=nginx:1.25 web-1=nginx:1.25 web-2=nginx:1.25"
+    );
+    assert_eq!(
+        columns(&c.ok(&["rollout", "history", "statefulset/web"]))[2..],
+        ["2 <none>", "3 <none>"]
+    );
+
+    // Scaling down removes the highest ordinals.
+    c.ok(&["scale", "statefulset/web", "--replicas=1"]);
+    let left = c.wait_for_output(&["get", "pods", "-l", "app=web", "-o", "name"], |out| {
+        out.trim() == "pod/web-0"
+    });
+    assert_eq!(left.trim(), "pod/web-0");
+    sts_rolled_out(c, 1);
+}
