@@ -19,14 +19,15 @@
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
-//! [`run`] starts the chosen ones and runs until one fails.
+//! [`run`] starts the chosen ones and runs until one fails. [`events`] is the
+//! events.k8s.io recorder they share (the scheduler records with it too).
 
 pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 mod error;
-mod events;
+pub mod events;
 pub mod garbage_collector;
 pub mod job;
 pub mod namespace_defaults;
