@@ -7,6 +7,8 @@ mod support;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -39,6 +41,11 @@ async fn add_node(bed: &Bed, name: &str, labels: Value, cpu: &str, spec: Value) 
     nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("node status");
 }
 
+async fn patch_node(bed: &Bed, name: &str, patch: Value) {
+    let nodes = Api::<Node>::all(bed.client.clone());
+    nodes.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch node");
+}
+
 async fn add_pod(bed: &Bed, name: &str, cpu: &str, extra: Value) {
     let mut spec = json!({"containers": [{"name": "c", "image": "nginx", "resources": {"requests": {"cpu": cpu}}}]});
     spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
@@ -54,17 +61,28 @@ async fn node_of(bed: &Bed, pod: &str) -> String {
     .await
 }
 
-/// The pod's `PodScheduled=False` message once it has one.
-async fn unschedulable(bed: &Bed, pod: &str) -> String {
-    eventually(&format!("{pod} unschedulable"), WITHIN, || async {
-        let pod = bed.api::<Pod>().get(pod).await.ok()?;
-        assert_eq!(pod.spec.as_ref().and_then(|s| s.node_name.clone()), None, "{} was bound", pod.name_any());
-        let conditions = pod.status?.conditions?;
-        let condition = conditions.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
-        assert_eq!(condition.reason.as_deref(), Some("Unschedulable"));
-        condition.message
-    })
-    .await
+/// The pod's `PodScheduled=False` message, if it has one; it must not be bound.
+async fn scheduled_false(bed: &Bed, pod: &str) -> Option<String> {
+    let pod = bed.api::<Pod>().get(pod).await.ok()?;
+    assert_eq!(pod.spec.as_ref().and_then(|s| s.node_name.clone()), None, "{} was bound", pod.name_any());
+    let conditions = pod.status?.conditions?;
+    let condition = conditions.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    assert_eq!(condition.reason.as_deref(), Some("Unschedulable"));
+    condition.message
+}
+
+/// Waits until the pod's `PodScheduled=False` message is `expected` (an earlier attempt
+/// may have seen fewer nodes than the test made, as the watches catch up).
+async fn unschedulable(bed: &Bed, pod: &str, expected: &str) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let message = scheduled_false(bed, pod).await;
+        if message.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pod}: PodScheduled message {message:?}, wanted {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The notes of the events of `reason` about `pod`.
@@ -81,11 +99,17 @@ async fn events(bed: &Bed, pod: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
-async fn event(bed: &Bed, pod: &str, reason: &str) -> String {
-    eventually(&format!("{reason} event for {pod}"), WITHIN, || async {
-        events(bed, pod, reason).await.into_iter().next()
-    })
-    .await
+/// Waits for an event of `reason` about `pod` whose note is `expected`.
+async fn event(bed: &Bed, pod: &str, reason: &str, expected: &str) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let notes = events(bed, pod, reason).await;
+        if notes.iter().any(|n| n == expected) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pod}: {reason} events {notes:?}, wanted {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -96,7 +120,7 @@ async fn pods_bind_to_nodes_that_fit_them() {
     add_pod(&bed, "big", "2", json!({})).await;
     add_pod(&bed, "elsewhere", "100m", json!({"schedulerName": "other-scheduler"})).await;
     assert_eq!(node_of(&bed, "big").await, "large");
-    assert_eq!(event(&bed, "big", "Scheduled").await, "Successfully assigned default/big to large");
+    event(&bed, "big", "Scheduled", "Successfully assigned default/big to large").await;
     let pod = bed.api::<Pod>().get("big").await.unwrap();
     let scheduled = pod.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap();
     assert_eq!(scheduled.status, "True");
@@ -123,8 +147,8 @@ async fn exhausted_resources_leave_pods_unschedulable_with_upstreams_message() {
     let message = "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: \
                    }, 2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for \
                    scheduling.";
-    assert_eq!(unschedulable(&bed, "huge").await, message);
-    assert_eq!(event(&bed, "huge", "FailedScheduling").await, message);
+    unschedulable(&bed, "huge", message).await;
+    event(&bed, "huge", "FailedScheduling", message).await;
 
     // Two pods take both workers; a third finds no room and nothing to preempt.
     add_pod(&bed, "first", "600m", json!({})).await;
@@ -133,13 +157,15 @@ async fn exhausted_resources_leave_pods_unschedulable_with_upstreams_message() {
     used.sort();
     assert_eq!(used, ["a", "b"], "spread over both workers");
     add_pod(&bed, "third", "600m", json!({})).await;
-    assert_eq!(
-        unschedulable(&bed, "third").await,
-        format!(
+    unschedulable(
+        &bed,
+        "third",
+        &format!(
             "0/3 nodes are available: 1 {CONTROL_PLANE_TAINT}, 2 Insufficient cpu. preemption: 0/3 nodes are \
              available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
-        )
-    );
+        ),
+    )
+    .await;
 
     // Room made: the pending pod is placed where it was freed.
     let first = node_of_now(&bed, "first").await;
@@ -159,11 +185,13 @@ async fn taints_keep_pods_without_tolerations_away() {
     let dedicated = json!({"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]});
     add_node(&bed, "db", json!({}), "2", dedicated).await;
     add_pod(&bed, "web", "100m", json!({})).await;
-    assert_eq!(
-        unschedulable(&bed, "web").await,
+    unschedulable(
+        &bed,
+        "web",
         "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}. preemption: 0/1 nodes are \
-         available: 1 Preemption is not helpful for scheduling."
-    );
+         available: 1 Preemption is not helpful for scheduling.",
+    )
+    .await;
     let tolerations =
         json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]});
     add_pod(&bed, "postgres", "100m", tolerations).await;
@@ -204,14 +232,16 @@ async fn node_affinity_and_selectors_choose_nodes() {
     assert_eq!(node_of(&bed, "prefers-east").await, "east");
 
     add_pod(&bed, "nowhere", "100m", json!({"nodeSelector": {"zone": "north"}})).await;
-    assert_eq!(
-        unschedulable(&bed, "nowhere").await,
+    unschedulable(
+        &bed,
+        "nowhere",
         "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/2 nodes are \
-         available: 2 Preemption is not helpful for scheduling."
-    );
+         available: 2 Preemption is not helpful for scheduling.",
+    )
+    .await;
     // Labelling a node to match is a change the pod is retried for.
     let label = json!({"metadata": {"labels": {"zone": "north"}}});
-    Api::<Node>::all(bed.client.clone()).patch("west", &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+    patch_node(&bed, "west", label).await;
     assert_eq!(node_of(&bed, "nowhere").await, "west");
     bed.stop().await;
 }
@@ -221,16 +251,18 @@ async fn cordoned_nodes_take_no_new_pods() {
     let bed = start().await;
     add_node(&bed, "n1", json!({}), "2", json!({"unschedulable": true})).await;
     add_pod(&bed, "waiting", "100m", json!({})).await;
-    assert_eq!(
-        unschedulable(&bed, "waiting").await,
+    unschedulable(
+        &bed,
+        "waiting",
         "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption \
-         is not helpful for scheduling."
-    );
+         is not helpful for scheduling.",
+    )
+    .await;
     let tolerant = json!({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]});
     add_pod(&bed, "tolerant", "100m", tolerant).await;
     assert_eq!(node_of(&bed, "tolerant").await, "n1");
     let uncordon = json!({"spec": {"unschedulable": false}});
-    Api::<Node>::all(bed.client.clone()).patch("n1", &PatchParams::default(), &Patch::Merge(&uncordon)).await.unwrap();
+    patch_node(&bed, "n1", uncordon).await;
     assert_eq!(node_of(&bed, "waiting").await, "n1");
     bed.stop().await;
 }
@@ -239,8 +271,8 @@ async fn cordoned_nodes_take_no_new_pods() {
 async fn pods_wait_for_nodes_and_host_ports() {
     let bed = start().await;
     add_pod(&bed, "early", "100m", json!({})).await;
-    assert_eq!(unschedulable(&bed, "early").await, "no nodes available to schedule pods");
-    assert_eq!(event(&bed, "early", "FailedScheduling").await, "no nodes available to schedule pods");
+    unschedulable(&bed, "early", "no nodes available to schedule pods").await;
+    event(&bed, "early", "FailedScheduling", "no nodes available to schedule pods").await;
     add_node(&bed, "late", json!({}), "2", json!({})).await;
     assert_eq!(node_of(&bed, "early").await, "late");
 
@@ -249,10 +281,12 @@ async fn pods_wait_for_nodes_and_host_ports() {
     add_pod(&bed, "port-1", "100m", port.clone()).await;
     assert_eq!(node_of(&bed, "port-1").await, "late");
     add_pod(&bed, "port-2", "100m", port).await;
-    assert_eq!(
-        unschedulable(&bed, "port-2").await,
+    unschedulable(
+        &bed,
+        "port-2",
         "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 \
-         nodes are available: 1 No preemption victims found for incoming pod."
-    );
+         nodes are available: 1 No preemption victims found for incoming pod.",
+    )
+    .await;
     bed.stop().await;
 }
