@@ -1,4 +1,4 @@
-//! Events the controllers record on the objects they act on (`kubectl describe`
+//! Events the controllers (and the scheduler) record on the objects they act on (`kubectl describe`
 //! shows them), as events.k8s.io/v1 Events.
 //!
 //! The same note on the same object within a few minutes becomes a series (one Event
@@ -44,15 +44,17 @@ impl Events {
 
     /// A normal event; failing to record one is logged, never fatal.
     pub async fn normal(&self, on: &ObjectReference, reason: &str, note: String) {
-        self.publish(on, "Normal", reason, note).await;
+        self.publish(on, "Normal", reason, reason, note).await;
     }
 
     pub async fn warning(&self, on: &ObjectReference, reason: &str, note: String) {
-        self.publish(on, "Warning", reason, note).await;
+        self.publish(on, "Warning", reason, reason, note).await;
     }
 
-    async fn publish(&self, on: &ObjectReference, type_: &'static str, reason: &str, note: String) {
-        if let Err(error) = self.try_publish(on, type_, reason, note).await {
+    /// An event of `type_` (`Normal` or `Warning`) whose `action` differs from its
+    /// reason (the scheduler's `Scheduled` is recorded for the action `Binding`).
+    pub async fn publish(&self, on: &ObjectReference, type_: &'static str, reason: &str, action: &str, note: String) {
+        if let Err(error) = self.try_publish(on, type_, reason, action, note).await {
             tracing::debug!(%error, reason, "recording an event failed");
         }
     }
@@ -62,6 +64,7 @@ impl Events {
         on: &ObjectReference,
         type_: &'static str,
         reason: &str,
+        action: &str,
         note: String,
     ) -> Result<(), kube::Error> {
         let now = Timestamp::now();
@@ -100,7 +103,7 @@ impl Events {
             event_time: Some(MicroTime(now)),
             type_: Some(type_.into()),
             reason: Some(reason.into()),
-            action: Some(reason.into()),
+            action: Some(action.into()),
             note: Some(note),
             regarding: Some(on.clone()),
             reporting_controller: Some(self.controller.clone()),

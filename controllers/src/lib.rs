@@ -21,7 +21,8 @@
 //! - [`namespace_defaults`]: the `default` ServiceAccount and the `kube-root-ca.crt`
 //!   ConfigMap in every namespace.
 //!
-//! [`run`] starts the chosen ones and runs until one fails.
+//! [`run`] starts the chosen ones and runs until one fails. [`events`] is the
+//! events.k8s.io recorder they share (the scheduler records with it too).
 
 pub mod certificate_signer;
 pub mod cronjob;
@@ -29,7 +30,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 mod error;
-mod events;
+pub mod events;
 pub mod garbage_collector;
 pub mod job;
 pub mod namespace_defaults;

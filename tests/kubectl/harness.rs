@@ -8,7 +8,7 @@
 //!
 //! [`Cluster::start`] runs the API server alone, so each case sees exactly the objects
 //! it made; [`Cluster::with_controllers`] adds Waggle's controllers, as `waggle server`
-//! runs them.
+//! runs them, and [`Cluster::with_scheduler`] its scheduler.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,7 @@ pub struct Cluster {
     runtime: tokio::runtime::Runtime,
     server: Option<waggle_apiserver::Running>,
     controllers: Option<tokio::task::JoinHandle<()>>,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
     dir: TempDir,
     kubectl: PathBuf,
     kubeconfig: PathBuf,
@@ -100,6 +101,7 @@ impl Cluster {
             runtime,
             server: Some(server),
             controllers: None,
+            scheduler: None,
             dir,
             kubectl: kubectl_binary(),
             kubeconfig,
@@ -109,20 +111,13 @@ impl Cluster {
     /// Starts a fresh server with every controller running against it.
     pub fn with_controllers() -> Cluster {
         let mut cluster = Cluster::start();
-        // rustls is built with more than one provider in this workspace; kube-rs then
-        // needs the process default chosen (an error only means it is already set).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let kubeconfig = cluster.kubeconfig.clone();
         let ca = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.crt"))
             .expect("reading the cluster CA");
         let key = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.key"))
             .expect("reading the cluster CA's key");
+        let client = cluster.client();
         let task = cluster.runtime.spawn(async move {
-            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .expect("client configuration");
-            let client = kube::Client::try_from(config).expect("client");
+            let client = client.await;
             let signing = waggle_controllers::certificate_signer::SigningCa {
                 cert_pem: ca.clone(),
                 key_pem: key,
@@ -135,6 +130,36 @@ impl Cluster {
         });
         cluster.controllers = Some(task);
         cluster
+    }
+
+    /// Starts a fresh server with Waggle's scheduler (`default-scheduler`) running
+    /// against it, and no controllers.
+    pub fn with_scheduler() -> Cluster {
+        let mut cluster = Cluster::start();
+        let client = cluster.client();
+        let task = cluster.runtime.spawn(async move {
+            let options = waggle_scheduler::Options::default();
+            if let Err(error) = waggle_scheduler::run(client.await, options).await {
+                eprintln!("scheduler stopped: {error}");
+            }
+        });
+        cluster.scheduler = Some(task);
+        cluster
+    }
+
+    /// A kube-rs client with the admin kubeconfig, once awaited (on the cluster's runtime).
+    fn client(&self) -> impl std::future::Future<Output = kube::Client> + Send + 'static {
+        // rustls is built with more than one provider in this workspace; kube-rs then
+        // needs the process default chosen (an error only means it is already set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kubeconfig = self.kubeconfig.clone();
+        async move {
+            let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .expect("client configuration");
+            kube::Client::try_from(config).expect("client")
+        }
     }
 
     /// The kubectl binary's file name: what kube-apiserver takes as the default field
@@ -292,6 +317,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(controllers) = self.controllers.take() {
             controllers.abort();
+        }
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.abort();
         }
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());

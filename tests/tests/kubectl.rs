@@ -41,6 +41,8 @@ mod prune;
 mod quota;
 #[path = "kubectl_support/rbac.rs"]
 mod rbac;
+#[path = "kubectl_support/scheduling.rs"]
+mod scheduling;
 #[path = "kubectl_support/streaming.rs"]
 mod streaming;
 #[path = "kubectl_support/subresources.rs"]

@@ -1,5 +1,5 @@
 //! `waggle`: the user-facing binary. Each subcommand lives in `cmd/` and is a thin
-//! edge over a library crate (`waggle-apiserver`, `waggle-controllers`, `waggle-proxy`,
+//! edge over a library crate (`waggle-apiserver`, `waggle-controllers`, `waggle-scheduler`, `waggle-proxy`,
 //! `waggle-datapath`).
 
 mod cmd;
@@ -19,6 +19,8 @@ enum Command {
     Server(cmd::server::Args),
     /// Run the controllers (Deployments, ReplicaSets, endpoints, garbage collection...) against an API server.
     Controllers(cmd::controllers::Args),
+    /// Run the scheduler (binds pending pods to nodes) against an API server.
+    Scheduler(cmd::scheduler::Args),
     /// Run the per-node service proxy (eBPF load balancing).
     Proxy(cmd::proxy::Args),
     /// Inspect the eBPF maps of a running proxy.
@@ -43,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Server(args) => cmd::server::run(args).await,
             Command::Controllers(args) => cmd::controllers::run(args).await,
+            Command::Scheduler(args) => cmd::scheduler::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
             Command::Bpf(command) => cmd::bpf::run(command).await,
         }

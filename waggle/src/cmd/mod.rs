@@ -1,4 +1,5 @@
 pub mod bpf;
 pub mod controllers;
 pub mod proxy;
+pub mod scheduler;
 pub mod server;

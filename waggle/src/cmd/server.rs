@@ -1,5 +1,6 @@
 //! `waggle server`: the Kubernetes API server on an embedded SQLite store or etcd, with
-//! the controllers (`waggle controllers`) in-process.
+//! the controllers (`waggle controllers`) and the scheduler (`waggle scheduler`)
+//! in-process.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub struct Args {
     /// The controllers run in-process, as `waggle controllers` would run them.
     #[command(flatten)]
     controllers: super::controllers::Selection,
+    /// Run the scheduler in-process (`--scheduler=false` leaves pods for another one).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -71,9 +75,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // None were chosen: serve on.
         std::future::pending().await
     };
+    let scheduler = async {
+        if args.scheduler {
+            let config = super::controllers::from_file(&running.kubeconfig).await?;
+            super::scheduler::run_with(config, waggle_scheduler::DEFAULT_NAME.into()).await?;
+        }
+        std::future::pending().await
+    };
     tokio::select! {
         signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C")?,
         result = controllers => {
+            running.shutdown().await;
+            compaction.abort();
+            return result;
+        }
+        result = scheduler => {
             running.shutdown().await;
             compaction.abort();
             return result;
