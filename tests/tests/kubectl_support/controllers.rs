@@ -45,6 +45,21 @@ fn play_kubelet_as(c: &Cluster, stop: &AtomicBool, phase: &str, status: &str) {
     }
 }
 
+/// `rollout history` of `<kind>/web` lists `revisions` (REVISION CHANGE-CAUSE rows),
+/// and revision 2 is the template with image nginx:1.26.
+fn assert_two_revisions(c: &Cluster, kind: &str, revisions: &[&str]) {
+    let history = c.ok(&["rollout", "history", &format!("{kind}/web")]);
+    let mut expected = vec![
+        format!("{kind}.apps/web"),
+        "REVISION CHANGE-CAUSE".to_owned(),
+    ];
+    expected.extend(revisions.iter().map(|r| (*r).to_owned()));
+    assert_eq!(columns(&history), expected);
+    let second = c.ok(&["rollout", "history", &format!("{kind}/web"), "--revision=2"]);
+    assert_line(&second, &format!("{kind}.apps/web with revision #2"));
+    assert_contains(&second, "Image:\tnginx:1.26");
+}
+
 fn rolled_out(c: &Cluster) {
     let status = c.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert_line(
@@ -92,19 +107,7 @@ fn rollouts(c: &Cluster) {
         "kubernetes.io/change-cause=nginx 1.26",
     ]);
     rolled_out(c);
-    let history = c.ok(&["rollout", "history", "deployment/web"]);
-    assert_eq!(
-        columns(&history),
-        [
-            "deployment.apps/web",
-            "REVISION CHANGE-CAUSE",
-            "1 <none>",
-            "2 nginx 1.26"
-        ]
-    );
-    let second = c.ok(&["rollout", "history", "deployment/web", "--revision=2"]);
-    assert_line(&second, "deployment.apps/web with revision #2");
-    assert_contains(&second, "Image:\tnginx:1.26");
+    assert_two_revisions(c, "deployment", &["1 <none>", "2 nginx 1.26"]);
 
     // Undo: revision 1's ReplicaSet becomes the new one, as revision 3. kubectl copies
     // that ReplicaSet's annotations back too, so the change cause goes with it.
@@ -373,19 +376,7 @@ fn statefulsets(c: &Cluster) {
     // A new template rolls out as revision 2; undo brings revision 1's back as 3.
     c.ok(&["set", "image", "statefulset/web", "nginx=nginx:1.26"]);
     sts_rolled_out(c, 3);
-    let history = c.ok(&["rollout", "history", "statefulset/web"]);
-    assert_eq!(
-        columns(&history),
-        [
-            "statefulset.apps/web",
-            "REVISION CHANGE-CAUSE",
-            "1 <none>",
-            "2 <none>"
-        ]
-    );
-    let second = c.ok(&["rollout", "history", "statefulset/web", "--revision=2"]);
-    assert_line(&second, "statefulset.apps/web with revision #2");
-    assert_contains(&second, "Image:\tnginx:1.26");
+    assert_two_revisions(c, "statefulset", &["1 <none>", "2 <none>"]);
     assert_eq!(
         c.ok(&["rollout", "undo", "statefulset/web"]).trim(),
         "statefulset.apps/web rolled back"
