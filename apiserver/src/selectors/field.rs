@@ -71,6 +71,7 @@ fn kind_fields(resource: &Resource) -> &'static [(&'static str, Source)] {
         ("", "namespaces") => &[("status.phase", Str("/status/phase"))],
         ("", "replicationcontrollers") | ("apps", "replicasets") => &[("status.replicas", Int("/status/replicas"))],
         ("batch", "jobs") => &[("status.successful", Int("/status/successful"))],
+        ("certificates.k8s.io", "certificatesigningrequests") => &[("spec.signerName", Str("/spec/signerName"))],
         _ => &[],
     }
 }

@@ -130,6 +130,20 @@ fn approved_requests_are_issued_client_certificates() {
         c.ok(&["get", "csr", "web", "-o", reason]),
         "invalid usage for client certificate: server auth"
     );
+    let by_signer = c.ok(&[
+        "get",
+        "csr",
+        "-o",
+        "name",
+        "--field-selector=spec.signerName=kubernetes.io/kube-apiserver-client",
+    ]);
+    assert_eq!(by_signer.lines().count(), 3, "{by_signer}");
+    let elsewhere = [
+        "get",
+        "csr",
+        "--field-selector=spec.signerName=example.com/x",
+    ];
+    assert_eq!(c.run(&elsewhere).stderr.trim(), "No resources found");
     let condition = |name: &str| {
         columns(&c.ok(&["get", "csr", name, "--no-headers"]))[0]
             .rsplit(' ')
