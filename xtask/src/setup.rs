@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 
 use crate::cmd;
 
-/// Debian packages needed to build (LLVM 22 for bpf-linker, protoc for etcd-client).
+/// Debian packages needed to build (LLVM 22 for bpf-linker; protoc and its well-known
+/// types, google/protobuf/*.proto, for etcd-client and the CRI bindings).
 const BUILD_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -16,6 +17,7 @@ const BUILD_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "clang-22",
     "protobuf-compiler",
+    "libprotobuf-dev",
 ];
 
 /// Debian packages the tests and benchmarks use: namespaces and links (iproute2),
