@@ -92,6 +92,7 @@ pub mod names;
 pub mod netns;
 pub mod probe;
 pub mod process;
+pub mod runtime;
 pub mod sweep;
 pub mod topology;
 

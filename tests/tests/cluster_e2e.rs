@@ -17,6 +17,7 @@
 #[path = "cluster_e2e/api.rs"]
 mod api;
 #[path = "cluster_e2e/cluster.rs"]
+#[allow(dead_code)]
 mod cluster;
 #[path = "daemon_support/mod.rs"]
 mod daemon_support;

@@ -1,6 +1,6 @@
 //! `waggle`: the user-facing binary. Each subcommand lives in `cmd/` and is a thin
-//! edge over a library crate (`waggle-apiserver`, `waggle-controllers`, `waggle-scheduler`, `waggle-proxy`,
-//! `waggle-datapath`).
+//! edge over a library crate (`waggle-apiserver`, `waggle-controllers`,
+//! `waggle-scheduler`, `waggle-kubelet`, `waggle-proxy`, `waggle-datapath`).
 
 mod cmd;
 
@@ -21,6 +21,8 @@ enum Command {
     Controllers(cmd::controllers::Args),
     /// Run the scheduler (binds pending pods to nodes) against an API server.
     Scheduler(cmd::scheduler::Args),
+    /// Run the node agent (registers the node, runs its pods through containerd, serves logs and exec).
+    Kubelet(cmd::kubelet::Args),
     /// Run the per-node service proxy (eBPF load balancing).
     Proxy(cmd::proxy::Args),
     /// Inspect the eBPF maps of a running proxy.
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             Command::Server(args) => cmd::server::run(args).await,
             Command::Controllers(args) => cmd::controllers::run(args).await,
             Command::Scheduler(args) => cmd::scheduler::run(args).await,
+            Command::Kubelet(args) => cmd::kubelet::run(args).await,
             Command::Proxy(args) => cmd::proxy::run(args).await,
             Command::Bpf(command) => cmd::bpf::run(command).await,
         }

@@ -6,7 +6,10 @@
 //!   cgroup, the NodePort programs on its uplink, NodePorts on the node addresses it
 //!   follows through netlink (the default), pins in the bed's private bpffs, and
 //!   the admin kubeconfig pointing at the server over the fabric;
-//! * the test's own client ([`ApiClient`]) in node 0's namespace.
+//! * the test's own client ([`ApiClient`]) in node 0's namespace;
+//! * with [`Parts::kubelets`], a containerd and a `waggle kubelet` per node in that
+//!   node's namespace: the kubelet registers the Node at the node's fabric address
+//!   and runs the pods bound to it; the API server reaches it over the fabric.
 //!
 //! Nothing listens or routes in the root namespace. The processes are the bed's: they
 //! are killed when the cluster (or the bed) is dropped, and if the test panics their
@@ -19,9 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use k8s_openapi::api::core::v1::Node;
 use kube::config::Kubeconfig;
 use tempfile::TempDir;
 use waggle_testbed::TestBed;
+use waggle_testbed::runtime::Containerd;
 
 use super::{
     api::ApiClient,
@@ -34,11 +39,21 @@ pub const API_PORT: u16 = 6443;
 const HEALTHZ: &str = "127.0.0.1:10256";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Which node components run beside the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts {
+    pub proxies: bool,
+    pub kubelets: bool,
+}
+
 /// The server, the proxies and a client, on `bed`.
 pub struct Cluster {
     // Field order is drop order: the client's threads leave node 0's namespace first,
-    // then the proxies and the server stop, then the bed goes.
+    // then the kubelets, their runtimes (and pods), the proxies and the server stop,
+    // then the bed goes.
     pub api: ApiClient,
+    kubelets: Vec<Daemon>,
+    runtimes: Vec<Containerd>,
     proxies: Vec<Daemon>,
     server: Daemon,
     pub waggle: PathBuf,
@@ -51,6 +66,17 @@ impl Cluster {
     /// Starts the server on node 0, waits until it serves, then a proxy per node, and
     /// waits until each has synced.
     pub fn start(bed: &TestBed) -> Self {
+        Self::start_with(
+            bed,
+            Parts {
+                proxies: true,
+                kubelets: false,
+            },
+        )
+    }
+
+    /// Starts the server, then the chosen parts on every node, each waited on.
+    pub fn start_with(bed: &TestBed, parts: Parts) -> Self {
         let waggle = waggle_binary();
         let dir = tempfile::tempdir().expect("temporary directory");
         let node0 = bed.node(0);
@@ -93,7 +119,7 @@ impl Cluster {
 
         let mut pin_dirs = Vec::new();
         let mut proxies = Vec::new();
-        for node in bed.nodes() {
+        for node in bed.nodes().iter().filter(|_| parts.proxies) {
             let pin_dir = bed.bpf_dir().join(node.name());
             bed.register_pin_dir(&pin_dir)
                 .expect("registering the pin dir");
@@ -123,8 +149,15 @@ impl Cluster {
             proxies.len(),
             started.elapsed()
         );
+        let (runtimes, kubelets) = if parts.kubelets {
+            start_kubelets(bed, &api, &waggle, &kubeconfig, dir.path(), started)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Self {
             api,
+            kubelets,
+            runtimes,
             proxies,
             server,
             waggle,
@@ -136,9 +169,14 @@ impl Cluster {
     /// Panics (with their logs) if the server or a proxy has died.
     pub fn check_alive(&mut self) {
         self.server.check_alive();
-        for proxy in &mut self.proxies {
-            proxy.check_alive();
+        for daemon in self.proxies.iter_mut().chain(&mut self.kubelets) {
+            daemon.check_alive();
         }
+    }
+
+    /// The kubeconfig (admin, pointing at the server over the fabric).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
     }
 
     /// `waggle bpf lb list` for node `index`'s pins: the maps as the CLI shows them.
@@ -161,7 +199,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for daemon in std::iter::once(&self.server).chain(&self.proxies) {
+            for daemon in std::iter::once(&self.server)
+                .chain(&self.proxies)
+                .chain(&self.kubelets)
+            {
                 eprintln!(
                     "----- {} log ({}) -----\n{}",
                     daemon.name,
@@ -169,12 +210,85 @@ impl Drop for Cluster {
                     daemon.read_log()
                 );
             }
+            for (index, runtime) in self.runtimes.iter().enumerate() {
+                eprintln!("----- containerd node{index} log -----\n{}", runtime.log());
+            }
             eprintln!(
                 "----- (temporary directory {}) -----",
                 self.dir.path().display()
             );
         }
     }
+}
+
+/// Starts a containerd and a kubelet on every node and waits until each Node is Ready.
+fn start_kubelets(
+    bed: &TestBed,
+    api: &ApiClient,
+    waggle: &Path,
+    kubeconfig: &Path,
+    dir: &Path,
+    started: Instant,
+) -> (Vec<Containerd>, Vec<Daemon>) {
+    let mut runtimes = Vec::new();
+    let mut kubelets = Vec::new();
+    for node in bed.nodes() {
+        let runtime = Containerd::start(bed, node)
+            .unwrap_or_else(|error| panic!("starting containerd on {}: {error}", node.name()));
+        let (network, prefix) = node.pod_cidr();
+        let mut command = node.netns().command(waggle);
+        command
+            .args(["kubelet", "--node-name", node.name(), "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--node-ip", &node.address().to_string()])
+            .args(["--pod-cidr", &format!("{network}/{prefix}")])
+            .arg("--container-runtime-endpoint")
+            .arg(runtime.socket())
+            .arg("--root-dir")
+            .arg(dir.join(format!("kubelet-{}", node.name())))
+            .arg("--pod-log-dir")
+            .arg(dir.join(format!("pod-logs-{}", node.name())))
+            .args(["--cgroup-root", runtime.cgroup_root()]);
+        kubelets.push(Daemon::start(
+            bed,
+            dir,
+            &format!("waggle-kubelet-{}", node.name()),
+            command,
+        ));
+        runtimes.push(runtime);
+    }
+    for (node, kubelet) in bed.nodes().iter().zip(&mut kubelets) {
+        let name = node.name().to_owned();
+        loop {
+            kubelet.check_alive();
+            let ready = api.run(|client| {
+                let name = name.clone();
+                async move {
+                    let nodes: kube::Api<Node> = kube::Api::all(client);
+                    let node = nodes.get_opt(&name).await.ok().flatten();
+                    let conditions = node.and_then(|n| n.status?.conditions).unwrap_or_default();
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                }
+            });
+            if ready {
+                break;
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT * 2,
+                "node {name} not Ready in time:\n{}",
+                kubelet.read_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    eprintln!(
+        "cluster: {} kubelets ready, {:?} after start",
+        kubelets.len(),
+        started.elapsed()
+    );
+    (runtimes, kubelets)
 }
 
 /// Copies the kubeconfig at `from` to `to` with every cluster's server set to `url`;

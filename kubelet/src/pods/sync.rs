@@ -1,0 +1,529 @@
+//! One pass over one pod: bring what the runtime runs to what the pod asks for (its
+//! sandbox, init containers in order, then its containers, restarted as its restart
+//! policy says with upstream's back-off), then report the pod's status. Terminating
+//! pods are stopped within their grace period and their API objects deleted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_cri::v1 as cri;
+use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use serde_json::{Value, json};
+use waggle_controllers::events::Events;
+
+use super::environment::{self, Addresses, Sources};
+use super::spec::{self, Layout, PodRef, Resolved};
+use super::status::{self, Observed, Waiting};
+use super::volumes::{self, Prepared};
+use crate::cgroups;
+use crate::error::Error;
+use crate::runtime::{Runtime, labels};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const INITIAL_BACKOFF: Duration = Duration::from_secs(10);
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// What every pod's sync shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub runtime: Runtime,
+    /// The runtime's name as container IDs carry it (`containerd`).
+    pub runtime_name: String,
+    pub layout: Layout,
+    /// The kubelet's own directory (`/var/lib/kubelet`): pods' volumes.
+    pub root_dir: PathBuf,
+    pub node_ip: String,
+    pub events: Events,
+}
+
+/// What the kubelet remembers of a pod between passes.
+#[derive(Default)]
+pub struct PodState {
+    /// The sandbox whose volumes are set up, and those volumes.
+    volumes: Option<(String, Prepared)>,
+    /// Images whose last pull failed: the next failure is `ImagePullBackOff`.
+    failed_pulls: HashMap<String, String>,
+    /// The status last written, so an unchanged one is not written again.
+    last_status: Option<Value>,
+}
+
+/// What the runtime runs for one pod.
+#[derive(Default, Clone)]
+pub struct RuntimeView {
+    pub sandboxes: Vec<cri::PodSandbox>,
+    pub containers: Vec<cri::Container>,
+}
+
+impl RuntimeView {
+    fn ready_sandbox(&self) -> Option<&cri::PodSandbox> {
+        self.sandboxes
+            .iter()
+            .filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32)
+            .max_by_key(|s| s.created_at)
+    }
+
+    /// The container's attempts in `sandbox`, newest first.
+    fn attempts(&self, sandbox: &str, name: &str) -> Vec<&cri::Container> {
+        let mut attempts: Vec<&cri::Container> = self
+            .containers
+            .iter()
+            .filter(|c| c.pod_sandbox_id == sandbox)
+            .filter(|c| c.labels.get(labels::CONTAINER_NAME).map(String::as_str) == Some(name))
+            .collect();
+        attempts.sort_by_key(|c| std::cmp::Reverse((c.metadata.as_ref().map(|m| m.attempt), c.created_at)));
+        attempts
+    }
+}
+
+fn reference(pod: &Pod, field: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        field_path: field,
+        ..Default::default()
+    }
+}
+
+fn now() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// One pass over a pod that is not being deleted.
+pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodState) -> Result<(), Error> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+    if phase == "Succeeded" || phase == "Failed" {
+        // A finished pod keeps its exited containers (for logs) but nothing runs.
+        stop_running(ctx, pod, &view, 0).await;
+        for sandbox in view.sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32) {
+            ctx.runtime.stop_sandbox(&sandbox.id).await?;
+        }
+        return Ok(());
+    }
+    let spec = pod.spec.clone().unwrap_or_default();
+    let identity = PodRef::of(pod);
+    let (sandbox_id, attempt) = match view.ready_sandbox() {
+        Some(sandbox) => (sandbox.id.clone(), sandbox.metadata.as_ref().map(|m| m.attempt).unwrap_or(0)),
+        None => {
+            let attempt = view.sandboxes.iter().filter_map(|s| s.metadata.as_ref()).map(|m| m.attempt + 1).max();
+            // The containers of a dead sandbox die with it; the new one starts over.
+            stop_running(ctx, pod, &view, 0).await;
+            for sandbox in &view.sandboxes {
+                ctx.runtime.remove_sandbox(&sandbox.id).await?;
+            }
+            let attempt = attempt.unwrap_or(0);
+            let log_dir = spec::log_directory(&ctx.layout, &identity);
+            std::fs::create_dir_all(&log_dir).map_err(Error::io("creating the pod log directory", &log_dir))?;
+            let config = spec::sandbox_config(&ctx.layout, pod, attempt);
+            match ctx.runtime.run_sandbox(config).await {
+                Ok(id) => (id, attempt),
+                Err(e) => {
+                    let note = format!("Failed to create pod sandbox: {e}");
+                    ctx.events.warning(&reference(pod, None), "FailedCreatePodSandBox", note).await;
+                    let waiting: Vec<Observed> = spec
+                        .containers
+                        .iter()
+                        .map(|_| Observed {
+                            waiting: Some(Waiting::new("ContainerCreating", None)),
+                            ..Default::default()
+                        })
+                        .collect();
+                    let progress =
+                        Progress { sandbox_ready: false, init_done: false, init_failed: false, sandbox_created: None };
+                    write_status(ctx, pod, state, progress, &[], &waiting, &[]).await?;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let sandbox_status = ctx.runtime.sandbox_status(&sandbox_id).await?;
+    let mut pod_ips: Vec<String> = Vec::new();
+    if let Some(network) = &sandbox_status.network {
+        pod_ips.extend(Some(network.ip.clone()).filter(|ip| !ip.is_empty()));
+        pod_ips.extend(network.additional_ips.iter().map(|p| p.ip.clone()));
+    }
+    if spec.host_network.unwrap_or(false) {
+        pod_ips = vec![ctx.node_ip.clone()];
+    }
+    let addresses = Addresses { host_ip: &ctx.node_ip, pod_ips: &pod_ips };
+    if state.volumes.as_ref().map(|(id, _)| id.as_str()) != Some(sandbox_id.as_str()) {
+        let mut sources = Sources::new(ctx.client.clone(), identity.namespace);
+        match volumes::prepare(&ctx.client, &ctx.root_dir, pod, addresses, &mut sources).await {
+            Ok(prepared) => state.volumes = Some((sandbox_id.clone(), prepared)),
+            Err(e) => {
+                ctx.events.warning(&reference(pod, None), "FailedMount", e.0.clone()).await;
+                let waiting: Vec<Observed> = spec
+                    .containers
+                    .iter()
+                    .map(|_| Observed { waiting: Some(Waiting::new("ContainerCreating", None)), ..Default::default() })
+                    .collect();
+                let progress =
+                    Progress { sandbox_ready: true, init_done: false, init_failed: false, sandbox_created: None };
+                write_status(ctx, pod, state, progress, &[], &waiting, &pod_ips).await?;
+                return Ok(());
+            }
+        }
+    }
+    let sandbox_config = spec::sandbox_config(&ctx.layout, pod, attempt);
+    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let mut run = Runner { ctx, pod, view: &view, sandbox_id: &sandbox_id, sandbox_config: &sandbox_config, addresses };
+
+    let mut init_done = true;
+    let mut init_failed = false;
+    let mut init_observed = Vec::new();
+    for container in spec.init_containers.iter().flatten() {
+        let mut observed = run.observe(container).await?;
+        if init_done {
+            if observed.current.is_none() {
+                run.start(container, 0, &mut observed, state).await;
+                init_done = false;
+            } else if observed.running() {
+                init_done = false;
+            } else if let Some(exited) = observed.exited().cloned() {
+                if exited.exit_code != 0 {
+                    init_done = false;
+                    if policy == "Never" {
+                        init_failed = true;
+                    } else {
+                        run.restart(container, &mut observed, state).await;
+                    }
+                }
+            } else {
+                init_done = false;
+            }
+        } else {
+            observed.waiting.get_or_insert_with(|| Waiting::new("PodInitializing", None));
+        }
+        init_observed.push(observed);
+    }
+
+    let mut observed_all = Vec::new();
+    for container in &spec.containers {
+        let mut observed = run.observe(container).await?;
+        if !init_done {
+            if observed.current.is_none() {
+                observed.waiting = Some(Waiting::new("PodInitializing", None));
+            }
+        } else if observed.current.is_none() {
+            run.start(container, 0, &mut observed, state).await;
+        } else if let Some(exited) = observed.exited().cloned() {
+            let again = policy == "Always" || (policy == "OnFailure" && exited.exit_code != 0);
+            if again {
+                run.restart(container, &mut observed, state).await;
+            }
+        }
+        observed_all.push(observed);
+    }
+    let progress =
+        Progress { sandbox_ready: true, init_done, init_failed, sandbox_created: Some(sandbox_status.created_at) };
+    write_status(ctx, pod, state, progress, &init_observed, &observed_all, &pod_ips).await
+}
+
+/// Starts and restarts one pod's containers in its sandbox.
+struct Runner<'a> {
+    ctx: &'a Context,
+    pod: &'a Pod,
+    view: &'a RuntimeView,
+    sandbox_id: &'a str,
+    sandbox_config: &'a cri::PodSandboxConfig,
+    addresses: Addresses<'a>,
+}
+
+impl Runner<'_> {
+    /// The container's newest attempt and the one before, as the runtime reports them.
+    async fn observe(&self, container: &Container) -> Result<Observed, Error> {
+        let attempts = self.view.attempts(self.sandbox_id, &container.name);
+        let mut observed = Observed::default();
+        if let Some(current) = attempts.first() {
+            observed.current = Some(self.ctx.runtime.container_status(&current.id).await?);
+        }
+        if let Some(previous) = attempts.get(1) {
+            observed.previous = Some(self.ctx.runtime.container_status(&previous.id).await?);
+        }
+        Ok(observed)
+    }
+
+    /// Restarts an exited container once its back-off has passed: none before the
+    /// first restart, then 10 s doubling up to 5 minutes, as upstream's.
+    async fn restart(&mut self, container: &Container, observed: &mut Observed, state: &mut PodState) {
+        let Some(exited) = observed.exited().cloned() else { return };
+        let restarts = observed.restart_count();
+        let delay = if restarts == 0 {
+            Duration::ZERO
+        } else {
+            INITIAL_BACKOFF.saturating_mul(1 << (restarts - 1).min(16)).min(MAX_BACKOFF)
+        };
+        let finished = Timestamp::from_nanosecond(i128::from(exited.finished_at)).unwrap_or(Timestamp::UNIX_EPOCH);
+        let until = finished + jiff::SignedDuration::try_from(delay).unwrap_or_default();
+        if Timestamp::now() < until {
+            let identity = PodRef::of(self.pod);
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}_{}({})",
+                delay.as_secs(),
+                container.name,
+                identity.name,
+                identity.namespace,
+                identity.uid
+            );
+            observed.waiting = Some(Waiting::new("CrashLoopBackOff", message));
+            let note = format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                container.name, identity.name, identity.namespace, identity.uid
+            );
+            self.ctx.events.warning(&self.field(container), "BackOff", note).await;
+            return;
+        }
+        let previous = observed.current.take();
+        self.start(container, restarts + 1, observed, state).await;
+        if observed.current.is_some() {
+            observed.previous = previous;
+            // Keep the attempt before (for `logs --previous`), remove older ones.
+            for old in self.view.attempts(self.sandbox_id, &container.name).iter().skip(1) {
+                if let Err(e) = self.ctx.runtime.remove_container(&old.id).await {
+                    tracing::debug!(error = %e, container = %old.id, "removing an old attempt");
+                }
+            }
+        } else {
+            observed.current = previous;
+        }
+    }
+
+    fn field(&self, container: &Container) -> ObjectReference {
+        let spec = self.pod.spec.as_ref();
+        let init =
+            spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|l| l.iter().any(|c| c.name == container.name));
+        let list = if init { "initContainers" } else { "containers" };
+        reference(self.pod, Some(format!("spec.{list}{{{}}}", container.name)))
+    }
+
+    /// Creates and starts attempt `attempt` of a container; on failure records why in
+    /// `observed.waiting`.
+    async fn start(&mut self, container: &Container, attempt: u32, observed: &mut Observed, state: &mut PodState) {
+        match self.try_start(container, attempt, state).await {
+            Ok(status) => {
+                observed.current = Some(status);
+                observed.waiting = None;
+            }
+            Err(waiting) => {
+                let note = waiting.message.clone().unwrap_or_else(|| waiting.reason.clone());
+                let reason = if waiting.reason == "ImagePullBackOff" { "BackOff" } else { "Failed" };
+                self.ctx.events.warning(&self.field(container), reason, note).await;
+                observed.waiting = Some(waiting);
+            }
+        }
+    }
+
+    async fn try_start(
+        &mut self,
+        container: &Container,
+        attempt: u32,
+        state: &mut PodState,
+    ) -> Result<cri::ContainerStatus, Waiting> {
+        let image = container.image.clone().unwrap_or_default();
+        let ctx = self.ctx;
+        let field = self.field(container);
+        let present = ctx.runtime.image_id(&image).await.map_err(|e| Waiting::new("ErrImagePull", e.to_string()))?;
+        let policy = container.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
+        match (present, policy) {
+            (Some(_), "Always") | (None, _) => {
+                if policy == "Never" {
+                    let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+                    return Err(Waiting::new("ErrImageNeverPull", message));
+                }
+                if let Some(previous) = state.failed_pulls.get(&image) {
+                    // One attempt per pass; the pass after a failure reports the back-off.
+                    let message = format!("Back-off pulling image \"{image}\": {previous}");
+                    state.failed_pulls.remove(&image);
+                    return Err(Waiting::new("ImagePullBackOff", message));
+                }
+                ctx.events.normal(&field, "Pulling", format!("Pulling image \"{image}\"")).await;
+                if let Err(e) = ctx.runtime.pull_image(&image, self.sandbox_config.clone()).await {
+                    let message = format!("Failed to pull image \"{image}\": {e}");
+                    state.failed_pulls.insert(image.clone(), e.to_string());
+                    return Err(Waiting::new("ErrImagePull", message));
+                }
+                ctx.events.normal(&field, "Pulled", format!("Successfully pulled image \"{image}\"")).await;
+            }
+            (Some(_), _) => {
+                let note = format!("Container image \"{image}\" already present on machine");
+                ctx.events.normal(&field, "Pulled", note).await;
+            }
+        }
+        let mut sources = Sources::new(ctx.client.clone(), PodRef::of(self.pod).namespace);
+        let envs = environment::resolve(self.pod, container, self.addresses, &mut sources)
+            .await
+            .map_err(|e| Waiting::new("CreateContainerConfigError", e.0))?;
+        let mounts = match &state.volumes {
+            Some((_, prepared)) => {
+                prepared.mounts(container).map_err(|e| Waiting::new("CreateContainerConfigError", e.0))?
+            }
+            None => Vec::new(),
+        };
+        let config = spec::container_config(self.pod, container, attempt, Resolved { envs, mounts });
+        let id = ctx
+            .runtime
+            .create_container(self.sandbox_id, config, self.sandbox_config.clone())
+            .await
+            .map_err(|e| Waiting::new("CreateContainerError", e.to_string()))?;
+        ctx.events.normal(&field, "Created", format!("Created container: {}", container.name)).await;
+        ctx.runtime.start_container(&id).await.map_err(|e| Waiting::new("RunContainerError", e.to_string()))?;
+        ctx.events.normal(&field, "Started", format!("Started container {}", container.name)).await;
+        ctx.runtime.container_status(&id).await.map_err(|e| Waiting::new("RunContainerError", e.to_string()))
+    }
+}
+
+/// How far a pass got: what the pod's phase and conditions are made of besides its
+/// containers.
+#[derive(Clone, Copy)]
+struct Progress {
+    sandbox_ready: bool,
+    init_done: bool,
+    init_failed: bool,
+    sandbox_created: Option<i64>,
+}
+
+async fn write_status(
+    ctx: &Context,
+    pod: &Pod,
+    state: &mut PodState,
+    progress: Progress,
+    init: &[Observed],
+    containers: &[Observed],
+    pod_ips: &[String],
+) -> Result<(), Error> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let now = now();
+    let phase = status::phase(pod, progress.init_done, progress.init_failed, containers);
+    let conditions = status::conditions(pod, &now, progress.sandbox_ready, progress.init_done, containers);
+    let container_statuses: Vec<Value> = spec
+        .containers
+        .iter()
+        .zip(containers)
+        .map(|(c, o)| status::container_status(c, o, &ctx.runtime_name))
+        .collect();
+    let mut body = json!({
+        "phase": phase,
+        "conditions": conditions,
+        "containerStatuses": container_statuses,
+        "hostIP": ctx.node_ip,
+        "hostIPs": [{"ip": ctx.node_ip}],
+    });
+    if !init.is_empty() {
+        let init_statuses: Vec<Value> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .zip(init)
+            .map(|(c, o)| status::container_status(c, o, &ctx.runtime_name))
+            .collect();
+        body["initContainerStatuses"] = json!(init_statuses);
+    }
+    if let Some(ip) = pod_ips.first() {
+        body["podIP"] = json!(ip);
+        body["podIPs"] = json!(pod_ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>());
+    }
+    let started = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| json!(t));
+    let started = started.or_else(|| {
+        progress
+            .sandbox_created
+            .and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok())
+            .map(|t| json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+    });
+    if let Some(started) = started {
+        body["startTime"] = started;
+    }
+    if state.last_status.as_ref() == Some(&body) {
+        return Ok(());
+    }
+    let identity = PodRef::of(pod);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), identity.namespace);
+    // The uid in the patch makes it apply to this pod only, not a successor of its name.
+    let patch = json!({"metadata": {"uid": identity.uid}, "status": body});
+    match pods.patch_status(identity.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            state.last_status = Some(patch["status"].clone());
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stops what still runs of a pod, each container given `grace_seconds`.
+async fn stop_running(ctx: &Context, pod: &Pod, view: &RuntimeView, grace_seconds: i64) {
+    let running = view.containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32);
+    let stops = running.map(|c| async move {
+        let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+        if grace_seconds > 0 {
+            let field =
+                ObjectReference { field_path: Some(format!("spec.containers{{{name}}}")), ..reference(pod, None) };
+            ctx.events.normal(&field, "Killing", format!("Stopping container {name}")).await;
+        }
+        if let Err(e) = ctx.runtime.stop_container(&c.id, grace_seconds).await {
+            tracing::warn!(error = %e, container = %c.id, "stopping a container");
+        }
+    });
+    futures::future::join_all(stops).await;
+}
+
+/// Stops a deleted pod within its grace period, removes what the runtime and the node
+/// hold of it, then deletes its API object for good.
+pub async fn terminate(ctx: &Context, pod: &Pod, view: RuntimeView) -> Result<(), Error> {
+    let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    stop_running(ctx, pod, &view, grace).await;
+    let identity = PodRef::of(pod);
+    remove_all(ctx, identity.uid, &view).await?;
+    let log_dir = spec::log_directory(&ctx.layout, &identity);
+    remove_dir(&log_dir);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), identity.namespace);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: Some(identity.uid.to_owned()), resource_version: None }),
+        ..Default::default()
+    };
+    match pods.delete(identity.name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes what runs for a pod the API no longer has (deleted while this kubelet
+/// was away, or force-deleted).
+pub async fn tear_down(ctx: &Context, uid: &str, view: RuntimeView) -> Result<(), Error> {
+    for container in view.containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32) {
+        ctx.runtime.stop_container(&container.id, 0).await?;
+    }
+    remove_all(ctx, uid, &view).await?;
+    if let Some(sandbox) = view.sandboxes.first()
+        && let Some(meta) = &sandbox.metadata
+    {
+        remove_dir(&spec::log_directory(&ctx.layout, &PodRef { namespace: &meta.namespace, name: &meta.name, uid }));
+    }
+    Ok(())
+}
+
+async fn remove_all(ctx: &Context, uid: &str, view: &RuntimeView) -> Result<(), Error> {
+    for sandbox in &view.sandboxes {
+        ctx.runtime.stop_sandbox(&sandbox.id).await?;
+        ctx.runtime.remove_sandbox(&sandbox.id).await?;
+    }
+    remove_dir(&ctx.root_dir.join("pods").join(uid));
+    let identity = PodRef { namespace: "", name: "", uid };
+    cgroups::remove(&spec::cgroup_parent(&ctx.layout, &identity));
+    Ok(())
+}
+
+fn remove_dir(path: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, path = %path.display(), "removing a pod's directory");
+    }
+}

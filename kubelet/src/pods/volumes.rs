@@ -1,0 +1,304 @@
+//! A pod's volumes as directories on the node, and its containers' `volumeMounts` as
+//! the runtime's bind mounts.
+//!
+//! Supported: `emptyDir`, `hostPath` (with its type checks), `configMap`, `secret`,
+//! `downwardAPI` and `projected` (ConfigMaps, Secrets, the downward API and service
+//! account tokens). Files are written when the pod's containers are set up. Any other
+//! volume type is a configuration error that names it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use k8s_cri::v1 as cri;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccount, Volume};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+use super::environment::{Addresses, ConfigError, Sources, field_value, resource_value};
+
+/// The directory of one pod's volumes: `<root>/pods/<uid>/volumes`.
+pub fn pod_volumes_dir(root: &Path, uid: &str) -> PathBuf {
+    root.join("pods").join(uid).join("volumes")
+}
+
+/// The pod's volumes, set up: each name with its directory (or file) on the node.
+pub struct Prepared {
+    paths: HashMap<String, PathBuf>,
+}
+
+impl Prepared {
+    /// The container's mounts, `subPath` resolved inside its volume.
+    pub fn mounts(&self, container: &Container) -> Result<Vec<cri::Mount>, ConfigError> {
+        let mut mounts = Vec::new();
+        for mount in container.volume_mounts.iter().flatten() {
+            let Some(base) = self.paths.get(&mount.name) else {
+                return Err(ConfigError(format!("cannot find volume \"{}\" to mount into container", mount.name)));
+            };
+            let mut host_path = base.clone();
+            if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                if Path::new(sub).components().any(|c| !matches!(c, Component::Normal(_))) {
+                    return Err(ConfigError(format!("subPath {sub:?} must be a relative path without '..'")));
+                }
+                host_path = base.join(sub);
+                if !host_path.exists() {
+                    std::fs::create_dir_all(&host_path).map_err(|e| ConfigError(e.to_string()))?;
+                }
+            }
+            mounts.push(cri::Mount {
+                container_path: mount.mount_path.clone(),
+                host_path: host_path.display().to_string(),
+                readonly: mount.read_only.unwrap_or(false),
+                ..Default::default()
+            });
+        }
+        Ok(mounts)
+    }
+}
+
+/// Sets up every volume of the pod under `root`.
+pub async fn prepare(
+    client: &kube::Client,
+    root: &Path,
+    pod: &Pod,
+    addresses: Addresses<'_>,
+    sources: &mut Sources,
+) -> Result<Prepared, ConfigError> {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let base = pod_volumes_dir(root, uid);
+    let mut paths = HashMap::new();
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let path = prepare_one(client, &base, pod, volume, addresses, sources).await?;
+        paths.insert(volume.name.clone(), path);
+    }
+    Ok(Prepared { paths })
+}
+
+async fn prepare_one(
+    client: &kube::Client,
+    base: &Path,
+    pod: &Pod,
+    volume: &Volume,
+    addresses: Addresses<'_>,
+    sources: &mut Sources,
+) -> Result<PathBuf, ConfigError> {
+    let io = |e: std::io::Error| ConfigError(format!("volume {:?}: {e}", volume.name));
+    let dir = |plugin: &str| base.join(format!("kubernetes.io~{plugin}")).join(&volume.name);
+    if volume.empty_dir.is_some() {
+        let path = dir("empty-dir");
+        std::fs::create_dir_all(&path).map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
+        return Ok(path);
+    }
+    if let Some(host) = &volume.host_path {
+        let path = PathBuf::from(&host.path);
+        check_host_path(&path, host.type_.as_deref().unwrap_or("")).map_err(ConfigError)?;
+        return Ok(path);
+    }
+    let mut files: Vec<VolumeFile> = Vec::new();
+    let (plugin, default_mode) = if let Some(source) = &volume.config_map {
+        let data = sources.config_map(&source.name).await?;
+        files.extend(project(data, &source.items, source.optional, "configmap", &source.name)?);
+        ("configmap", source.default_mode)
+    } else if let Some(source) = &volume.secret {
+        let name = source.secret_name.clone().unwrap_or_default();
+        let data = sources.secret(&name).await?;
+        files.extend(project(data, &source.items, source.optional, "secret", &name)?);
+        ("secret", source.default_mode)
+    } else if let Some(source) = &volume.downward_api {
+        files.extend(downward(pod, source.items.iter().flatten(), addresses)?);
+        ("downward-api", source.default_mode)
+    } else if let Some(source) = &volume.projected {
+        for projection in source.sources.iter().flatten() {
+            if let Some(cm) = &projection.config_map {
+                let data = sources.config_map(&cm.name).await?;
+                files.extend(project(data, &cm.items, cm.optional, "configmap", &cm.name)?);
+            }
+            if let Some(secret) = &projection.secret {
+                let data = sources.secret(&secret.name).await?;
+                files.extend(project(data, &secret.items, secret.optional, "secret", &secret.name)?);
+            }
+            if let Some(api) = &projection.downward_api {
+                files.extend(downward(pod, api.items.iter().flatten(), addresses)?);
+            }
+            if let Some(token) = &projection.service_account_token {
+                let minted =
+                    service_account_token(client, pod, token.audience.as_deref(), token.expiration_seconds).await?;
+                files.push(VolumeFile { path: token.path.clone(), content: minted.into_bytes(), mode: None });
+            }
+        }
+        ("projected", source.default_mode)
+    } else {
+        return Err(ConfigError(format!(
+            "volume {:?}: this volume type is not supported by waggle's kubelet \
+             (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)",
+            volume.name
+        )));
+    };
+    let path = dir(plugin);
+    std::fs::create_dir_all(&path).map_err(io)?;
+    for VolumeFile { path: relative, content, mode } in files {
+        if Path::new(&relative).components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(ConfigError(format!("volume {:?}: invalid path {relative:?}", volume.name)));
+        }
+        let file = path.join(&relative);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&file, content).map_err(io)?;
+        let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    }
+    Ok(path)
+}
+
+/// One file of a projected volume, `path` relative to the volume's directory.
+struct VolumeFile {
+    path: String,
+    content: Vec<u8>,
+    mode: Option<i32>,
+}
+
+/// The files of a ConfigMap or Secret: every key, or the listed items under their
+/// paths; a missing source or item is an error unless optional.
+fn project(
+    data: Option<HashMap<String, Vec<u8>>>,
+    items: &Option<Vec<KeyToPath>>,
+    optional: Option<bool>,
+    kind: &str,
+    name: &str,
+) -> Result<Vec<VolumeFile>, ConfigError> {
+    let Some(data) = data else {
+        if optional == Some(true) {
+            return Ok(Vec::new());
+        }
+        return Err(ConfigError(format!("{kind} \"{name}\" not found")));
+    };
+    match items {
+        None => {
+            let mut files: Vec<_> =
+                data.into_iter().map(|(path, content)| VolumeFile { path, content, mode: None }).collect();
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            Ok(files)
+        }
+        Some(items) => {
+            let mut files = Vec::new();
+            for item in items {
+                match data.get(&item.key) {
+                    Some(v) => files.push(VolumeFile { path: item.path.clone(), content: v.clone(), mode: item.mode }),
+                    None if optional == Some(true) => {}
+                    None => {
+                        let what = if kind == "secret" { "secret key" } else { "config key" };
+                        return Err(ConfigError(format!("{kind} references non-existent {what}: {}", item.key)));
+                    }
+                }
+            }
+            Ok(files)
+        }
+    }
+}
+
+fn downward<'a>(
+    pod: &Pod,
+    items: impl Iterator<Item = &'a DownwardAPIVolumeFile>,
+    addresses: Addresses<'_>,
+) -> Result<Vec<VolumeFile>, ConfigError> {
+    let mut files = Vec::new();
+    for item in items {
+        let value =
+            if let Some(field) = &item.field_ref {
+                field_value(pod, &field.field_path, addresses)
+                    .ok_or_else(|| ConfigError(format!("unsupported fieldPath: {}", field.field_path)))?
+            } else if let Some(resource) = &item.resource_field_ref {
+                let wanted = resource.container_name.as_deref().unwrap_or_default();
+                let container =
+                    pod.spec.iter().flat_map(|s| s.containers.iter()).find(|c| c.name == wanted).ok_or_else(|| {
+                        ConfigError(format!("downwardAPI item {:?}: no container {wanted:?}", item.path))
+                    })?;
+                resource_value(container, &resource.resource)
+                    .ok_or_else(|| ConfigError(format!("unsupported container resource: {}", resource.resource)))?
+            } else {
+                return Err(ConfigError(format!(
+                    "downwardAPI item {:?}: neither fieldRef nor resourceFieldRef",
+                    item.path
+                )));
+            };
+        files.push(VolumeFile { path: item.path.clone(), content: value.into_bytes(), mode: item.mode });
+    }
+    Ok(files)
+}
+
+/// A token for the pod's service account, bound to the pod (TokenRequest).
+async fn service_account_token(
+    client: &kube::Client,
+    pod: &Pod,
+    audience: Option<&str>,
+    expiration_seconds: Option<i64>,
+) -> Result<String, ConfigError> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let account = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "audiences": audience.map(|a| vec![a]).unwrap_or_default(),
+            "expirationSeconds": expiration_seconds.unwrap_or(3600),
+            "boundObjectRef": {
+                "apiVersion": "v1", "kind": "Pod",
+                "name": pod.metadata.name, "uid": pod.metadata.uid,
+            },
+        },
+    }))
+    .expect("a TokenRequest built from valid JSON");
+    let minted: TokenRequest = accounts
+        .create_token_request(&account, &PostParams::default(), &request)
+        .await
+        .map_err(|e| ConfigError(format!("failed to fetch token: {e}")))?;
+    Ok(minted.status.map(|s| s.token).unwrap_or_default())
+}
+
+/// The `hostPath` types' checks (and `DirectoryOrCreate`/`FileOrCreate` creation).
+fn check_host_path(path: &Path, kind: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(path);
+    let fail = |what: &str| Err(format!("hostPath type check failed: {} is not a {what}", path.display()));
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" => {
+            if !path.exists() {
+                std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        "FileOrCreate" => {
+            if !path.exists() {
+                std::fs::write(path, b"").map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        "Directory" => match meta {
+            Ok(m) if m.is_dir() => Ok(()),
+            _ => fail("directory"),
+        },
+        "File" => match meta {
+            Ok(m) if m.is_file() => Ok(()),
+            _ => fail("file"),
+        },
+        "Socket" | "CharDevice" | "BlockDevice" => {
+            use std::os::unix::fs::FileTypeExt;
+            let ok = meta.map(|m| {
+                let t = m.file_type();
+                match kind {
+                    "Socket" => t.is_socket(),
+                    "CharDevice" => t.is_char_device(),
+                    _ => t.is_block_device(),
+                }
+            });
+            if ok.unwrap_or(false) { Ok(()) } else { fail(&kind.to_lowercase()) }
+        }
+        other => Err(format!("hostPath type {other:?} is not one of upstream's")),
+    }
+}

@@ -1,0 +1,461 @@
+//! The kubelet end to end: `waggle server` in node 0's namespace, and on every node a
+//! containerd (Debian's) and `waggle kubelet` (see `cluster_e2e/cluster.rs`). Pods run
+//! for real, from images made of the host's static busybox, and the real kubectl reads
+//! their logs, execs into them and forwards ports to them through the API server and
+//! the kubelet API, as a user does.
+//!
+//! Needs root and the `waggle` binary built beside the tests (`cargo xtask test`).
+
+#[path = "cluster_e2e/api.rs"]
+#[allow(dead_code)]
+mod api;
+#[path = "cluster_e2e/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;
+#[path = "daemon_support/mod.rs"]
+mod daemon_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, Parts};
+use k8s_openapi::api::core::v1::Pod;
+use waggle_testbed::TestBed;
+use waggle_testbed::runtime::images::BUSYBOX;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Kubectl<'a> {
+    bed: &'a TestBed,
+    cluster: &'a Cluster,
+}
+
+impl Kubectl<'_> {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.bed.node(0).netns().command("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(self.cluster.kubeconfig())
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running kubectl")
+    }
+
+    /// Runs kubectl and returns its stdout; panics (with stderr) when it fails.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs kubectl with `input` on its stdin.
+    fn with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing kubectl's stdin");
+        child.wait_with_output().expect("waiting for kubectl")
+    }
+
+    fn apply(&self, manifest: &str) {
+        let output = self.with_input(&["apply", "-f", "-"], manifest);
+        assert!(
+            output.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pod(&self, name: &str) -> Pod {
+        serde_json::from_str(&self.ok(&["get", "pod", name, "-o", "json"])).expect("a pod as JSON")
+    }
+
+    /// Waits until `check` holds for the pod; panics with the pod and the cluster's
+    /// logs after [`WAIT`].
+    fn wait_for(&self, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
+        let started = Instant::now();
+        loop {
+            let pod = self.pod(name);
+            if check(&pod) {
+                return pod;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "pod {name}: {what} not reached within {WAIT:?}: {:#?}",
+                pod.status
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn pod_manifest(name: &str, restart: &str, script: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod",
+            "metadata": {{"name": "{name}"}},
+            "spec": {{"restartPolicy": "{restart}", "terminationGracePeriodSeconds": 2,
+                      "containers": [{{"name": "main", "image": "{BUSYBOX}",
+                                       "command": ["sh", "-c", {script:?}]}}]}}}}"#
+    )
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or_default()
+}
+
+fn ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+fn main_status(pod: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+#[test]
+fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
+    let bed = TestBed::builder()
+        .nodes(1)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies: false,
+            kubelets: true,
+        },
+    );
+    let kubectl = Kubectl {
+        bed: &bed,
+        cluster: &cluster,
+    };
+
+    kubectl.apply(&pod_manifest(
+        "talker",
+        "Always",
+        "trap 'exit 0' TERM; echo hello from $(hostname); i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ));
+    let pod = kubectl.wait_for("talker", "Ready", ready);
+    let status = pod.status.clone().expect("a status");
+    assert_eq!(phase(&pod), "Running");
+    let ip: std::net::Ipv4Addr = status
+        .pod_ip
+        .as_deref()
+        .expect("a pod IP")
+        .parse()
+        .expect("an IPv4 pod IP");
+    assert_eq!(
+        ip.octets()[..3],
+        [10, 244, 0],
+        "the pod's address is from node0's podCIDR: {ip}"
+    );
+    assert_eq!(status.host_ip.as_deref(), Some("10.250.0.1"));
+    let container = main_status(&pod).expect("a container status");
+    assert!(container.ready && container.started == Some(true));
+    assert!(
+        container
+            .container_id
+            .unwrap_or_default()
+            .starts_with("containerd://")
+    );
+
+    let wide = kubectl.ok(&["get", "pod", "talker", "-o", "wide"]);
+    assert!(
+        wide.contains("1/1")
+            && wide.contains("Running")
+            && wide.contains(&ip.to_string())
+            && wide.contains("node0"),
+        "{wide}"
+    );
+
+    // Logs: whole, tail, follow.
+    let logs = kubectl.ok(&["logs", "talker"]);
+    assert!(logs.starts_with("hello from talker\n"), "{logs}");
+    let tail = kubectl.ok(&["logs", "talker", "--tail=1"]);
+    assert!(
+        tail.starts_with("tick ") && tail.lines().count() == 1,
+        "{tail:?}"
+    );
+    let stamped = kubectl.ok(&["logs", "talker", "--timestamps", "--tail=1"]);
+    assert!(
+        stamped
+            .split(' ')
+            .next()
+            .is_some_and(|t| t.contains('T') && t.ends_with('Z')),
+        "{stamped:?}"
+    );
+    let mut follower = kubectl
+        .command(&["logs", "-f", "talker", "--tail=0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut lines = BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    for _ in 0..3 {
+        let line = lines
+            .next()
+            .expect("a followed line")
+            .expect("reading kubectl logs -f");
+        assert!(line.starts_with("tick "), "{line}");
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // Exec: a command's output and exit code, stdin, an unknown container.
+    let out = kubectl.ok(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo $((6*7)) $(hostname)",
+    ]);
+    assert_eq!(out, "42 talker\n");
+    let echoed = kubectl.with_input(&["exec", "-i", "talker", "--", "cat"], "through stdin\n");
+    assert!(
+        echoed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&echoed.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), "through stdin\n");
+    let failed = kubectl.run(&["exec", "talker", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    let wrong = kubectl.run(&["exec", "talker", "-c", "nope", "--", "true"]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("container nope is not valid for pod talker"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    // Port-forward to a server in another pod.
+    kubectl.apply(&pod_manifest(
+        "web",
+        "Always",
+        "mkdir -p /www && echo served-by-the-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ));
+    kubectl.wait_for("web", "Ready", ready);
+    let mut forwarder = kubectl
+        .command(&["port-forward", "pod/web", "18080:8080"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let mut announced = BufReader::new(forwarder.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    announced
+        .read_line(&mut first)
+        .expect("port-forward's first line");
+    assert!(
+        first.contains("Forwarding from 127.0.0.1:18080 -> 8080"),
+        "{first}"
+    );
+    let page = bed.node(0).netns().run(|| {
+        let mut stream =
+            TcpStream::connect("127.0.0.1:18080").expect("connecting to the forwarded port");
+        stream
+            .write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+            .expect("sending a request");
+        let mut page = String::new();
+        stream
+            .read_to_string(&mut page)
+            .expect("reading the answer");
+        page
+    });
+    let _ = forwarder.kill();
+    let _ = forwarder.wait();
+    assert!(
+        page.starts_with("HTTP/1.") && page.contains("served-by-the-pod"),
+        "{page}"
+    );
+
+    // Deleting: the containers stop within the grace period and the pod goes.
+    let started = Instant::now();
+    kubectl.ok(&[
+        "delete",
+        "pod",
+        "talker",
+        "web",
+        "--wait=true",
+        "--timeout=30s",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "deletion took {:?}",
+        started.elapsed()
+    );
+    let left = kubectl.ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(left, "", "pods left: {left}");
+}
+
+#[test]
+fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
+    let bed = TestBed::builder()
+        .nodes(1)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies: false,
+            kubelets: true,
+        },
+    );
+    let kubectl = Kubectl {
+        bed: &bed,
+        cluster: &cluster,
+    };
+
+    kubectl.apply(&pod_manifest("done", "Never", "echo finished"));
+    kubectl.apply(&pod_manifest("broken", "Never", "echo failing; exit 3"));
+    kubectl.apply(&pod_manifest(
+        "crasher",
+        "Always",
+        "echo run at $(date +%s%N); exit 1",
+    ));
+
+    let done = kubectl.wait_for("done", "Succeeded", |p| phase(p) == "Succeeded");
+    let terminated = main_status(&done)
+        .and_then(|s| s.state?.terminated)
+        .expect("a terminated state");
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    assert_eq!(kubectl.ok(&["logs", "done"]), "finished\n");
+
+    let broken = kubectl.wait_for("broken", "Failed", |p| phase(p) == "Failed");
+    let terminated = main_status(&broken)
+        .and_then(|s| s.state?.terminated)
+        .expect("a terminated state");
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (3, Some("Error"))
+    );
+    assert_eq!(kubectl.ok(&["logs", "broken"]), "failing\n");
+
+    // Restarted at once the first time, then held back (CrashLoopBackOff) with its
+    // last run shown, and the previous run's log kept.
+    let crasher = kubectl.wait_for("crasher", "a restart and a back-off", |p| {
+        main_status(p).is_some_and(|s| {
+            s.restart_count >= 1
+                && s.state
+                    .and_then(|st| st.waiting)
+                    .and_then(|w| w.reason)
+                    .as_deref()
+                    == Some("CrashLoopBackOff")
+        })
+    });
+    let status = main_status(&crasher).expect("a status");
+    let last = status
+        .last_state
+        .and_then(|l| l.terminated)
+        .expect("the last run");
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(phase(&crasher), "Running");
+    let previous = kubectl.ok(&["logs", "crasher", "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous}");
+    let described = kubectl.ok(&["describe", "pod", "crasher"]);
+    assert!(
+        described.contains("Back-off restarting failed container main"),
+        "{described}"
+    );
+    assert!(described.contains("Started container main"), "{described}");
+
+    // Init containers run first, in order; volumes and the environment come from the
+    // pod's ConfigMap and Secret.
+    kubectl.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=greeting=hello",
+    ]);
+    kubectl.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=token=s3cret",
+    ]);
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "staged"}},
+            "spec": {{"restartPolicy": "Never",
+              "volumes": [{{"name": "work", "emptyDir": {{}}}},
+                          {{"name": "creds", "secret": {{"secretName": "creds"}}}}],
+              "initContainers": [
+                {{"name": "first", "image": "{BUSYBOX}", "command": ["sh", "-c", "echo one > /work/order"],
+                  "volumeMounts": [{{"name": "work", "mountPath": "/work"}}]}},
+                {{"name": "second", "image": "{BUSYBOX}", "command": ["sh", "-c", "echo two >> /work/order"],
+                  "volumeMounts": [{{"name": "work", "mountPath": "/work"}}]}}],
+              "containers": [
+                {{"name": "main", "image": "{BUSYBOX}",
+                  "command": ["sh", "-c", "cat /work/order; echo $GREETING $(cat /creds/token) $POD_NAME"],
+                  "env": [{{"name": "GREETING", "valueFrom": {{"configMapKeyRef": {{"name": "settings", "key": "greeting"}}}}}},
+                          {{"name": "POD_NAME", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.name"}}}}}}],
+                  "volumeMounts": [{{"name": "work", "mountPath": "/work"}},
+                                   {{"name": "creds", "mountPath": "/creds", "readOnly": true}}]}}]}}}}"#
+    ));
+    kubectl.wait_for("staged", "Succeeded", |p| phase(p) == "Succeeded");
+    assert_eq!(
+        kubectl.ok(&["logs", "staged"]),
+        "one\ntwo\nhello s3cret staged\n"
+    );
+
+    // A missing ConfigMap holds the container back with upstream's reason.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "unconfigured"}},
+            "spec": {{"containers": [{{"name": "main", "image": "{BUSYBOX}", "command": ["true"],
+              "envFrom": [{{"configMapRef": {{"name": "absent"}}}}]}}]}}}}"#
+    ));
+    let held = kubectl.wait_for("unconfigured", "CreateContainerConfigError", |p| {
+        main_status(p)
+            .and_then(|s| s.state?.waiting?.reason)
+            .as_deref()
+            == Some("CreateContainerConfigError")
+    });
+    let waiting = main_status(&held)
+        .and_then(|s| s.state?.waiting)
+        .expect("waiting");
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("configmap \"absent\" not found")
+    );
+
+    kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
+}
