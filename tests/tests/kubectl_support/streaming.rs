@@ -1,9 +1,11 @@
 //! The pod streaming subresources (`log`, `exec`, `attach`, `portforward`) and
 //! `nodes/proxy`. kube-apiserver serves them by proxying to the kubelet of the pod's
 //! node (`status.addresses` InternalIP, `status.daemonEndpoints.kubeletEndpoint.Port`).
-//! Waggle has no kubelet yet, so these cases check the paths that are real without one:
-//! a pod with no node, a node that does not exist, a kubelet that does not answer (a
-//! closed loopback port), and the container checks the API server makes itself.
+//! This suite runs the API server alone, so these cases check the paths that need no
+//! kubelet: a pod with no node, a node that does not exist, a kubelet that does not
+//! answer (a closed loopback port), and the container checks the API server makes
+//! itself. Streams to running pods (`logs -f`, `--previous`, `exec`, `port-forward`)
+//! are driven through a real kubelet and containerd in `tests/kubelet.rs`.
 
 use crate::asserts::assert_contains;
 use crate::harness::Cluster;
