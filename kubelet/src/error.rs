@@ -16,6 +16,8 @@ pub enum Error {
     Serve(String),
     #[error("pod {pod}: {message}")]
     PodConfig { pod: String, message: String },
+    #[error("the probes' HTTP client: {0}")]
+    ProbeClient(String),
     #[error("the pod watch ended")]
     WatchEnded,
 }

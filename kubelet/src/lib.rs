@@ -26,6 +26,7 @@ pub use error::Error;
 use kube::Client;
 
 use self::pods::spec::Layout;
+use self::pods::probes::Prober;
 use self::pods::sync::Context;
 use self::runtime::Runtime;
 
@@ -74,6 +75,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         cert: options.tls.clone(),
         names: vec![options.node_name.clone(), options.node_ip.to_string()],
     };
+    let events = waggle_controllers::events::Events::new(client.clone(), "kubelet");
     let context = Arc::new(Context {
         client: client.clone(),
         runtime: runtime.clone(),
@@ -87,7 +89,8 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         },
         root_dir: options.root_dir.clone(),
         node_ip: options.node_ip.to_string(),
-        events: waggle_controllers::events::Events::new(client.clone(), "kubelet"),
+        events: events.clone(),
+        prober: Prober::new(runtime.clone(), events)?,
     });
     tokio::select! {
         result = server::serve(runtime, serve) => result,

@@ -158,6 +158,15 @@ impl Runtime {
         Ok(())
     }
 
+    /// Runs `command` in a container and waits for it, at most `timeout_seconds` (0:
+    /// no limit).
+    pub async fn exec_sync(&self, id: &str, command: Vec<String>, timeout_seconds: i64) -> Result<ExecOutput, Error> {
+        let request = cri::ExecSyncRequest { container_id: id.into(), cmd: command, timeout: timeout_seconds };
+        let reply = self.runtime.clone().exec_sync(request).await.map_err(|e| self.failed("ExecSync", e))?;
+        let reply = reply.into_inner();
+        Ok(ExecOutput { exit_code: reply.exit_code, stdout: reply.stdout, stderr: reply.stderr })
+    }
+
     /// The URL of the runtime's streaming server that serves this exec.
     pub async fn exec(&self, request: cri::ExecRequest) -> Result<String, Error> {
         let reply = self.runtime.clone().exec(request).await.map_err(|e| self.failed("Exec", e))?;
@@ -196,6 +205,13 @@ impl Runtime {
         tracing::debug!(call, endpoint = %self.endpoint.display(), code = ?status.code(), "CRI call failed");
         Error::Runtime { call, message: status.message().to_owned() }
     }
+}
+
+/// What a command run with [`Runtime::exec_sync`] left.
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 pub fn image_spec(image: &str) -> cri::ImageSpec {

@@ -459,3 +459,119 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
 
     kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
 }
+
+#[test]
+fn probes_decide_when_containers_are_started_ready_and_alive() {
+    let bed = TestBed::builder()
+        .nodes(1)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies: false,
+            kubelets: true,
+        },
+    );
+    let kubectl = Kubectl {
+        bed: &bed,
+        cluster: &cluster,
+    };
+    let container = |pod: &str, extra: &str, script: &str| {
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{pod}"}},
+                "spec": {{"terminationGracePeriodSeconds": 1,
+                  "containers": [{{"name": "main", "image": "{BUSYBOX}", "command": ["sh", "-c", {script:?}],
+                                   "ports": [{{"name": "http", "containerPort": 8080}}], {extra}}}]}}}}"#
+        )
+    };
+    let sleeper = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
+    let every_second = r#""periodSeconds": 1, "failureThreshold": 1"#;
+
+    // Readiness through exec: unready until the file exists.
+    kubectl.apply(&container(
+        "gated",
+        &format!(r#""readinessProbe": {{"exec": {{"command": ["test", "-f", "/tmp/ready"]}}, {every_second}}}"#),
+        sleeper,
+    ));
+    // Readiness through HTTP on a named port.
+    kubectl.apply(&container(
+        "served",
+        &format!(r#""readinessProbe": {{"httpGet": {{"port": "http", "path": "/index.html"}}, {every_second}}}"#),
+        "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ));
+    // Started only once its startup probe succeeds.
+    kubectl.apply(&container(
+        "slow",
+        r#""startupProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 60}"#,
+        sleeper,
+    ));
+    // Alive only while something listens on its port: nothing does.
+    kubectl.apply(&container(
+        "unhealthy",
+        r#""livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 2}"#,
+        sleeper,
+    ));
+
+    kubectl.wait_for("served", "Ready", ready);
+    let gated = kubectl.wait_for("gated", "running", |p| {
+        main_status(p).is_some_and(|s| s.started == Some(true))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let gated = kubectl.pod(gated.metadata.name.as_deref().unwrap());
+    assert!(
+        !ready(&gated),
+        "ready before its probe succeeded: {:#?}",
+        gated.status
+    );
+    assert_eq!(phase(&gated), "Running");
+    kubectl.ok(&["exec", "gated", "--", "touch", "/tmp/ready"]);
+    let waited = kubectl.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/gated",
+        "--timeout=30s",
+    ]);
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout),
+        "pod/gated condition met\n"
+    );
+
+    let slow = kubectl.pod("slow");
+    let status = main_status(&slow).expect("a status");
+    assert!(
+        status.state.and_then(|s| s.running).is_some(),
+        "{:#?}",
+        slow.status
+    );
+    assert_eq!((status.started, status.ready), (Some(false), false));
+    kubectl.ok(&["exec", "slow", "--", "touch", "/tmp/started"]);
+    let slow = kubectl.wait_for("slow", "Ready", ready);
+    assert_eq!(main_status(&slow).and_then(|s| s.started), Some(true));
+
+    let unhealthy = kubectl.wait_for("unhealthy", "a restart", |p| {
+        main_status(p).is_some_and(|s| s.restart_count >= 1)
+    });
+    let last = main_status(&unhealthy)
+        .and_then(|s| s.last_state?.terminated)
+        .expect("the killed run");
+    assert_eq!(last.exit_code, 0, "the container exits on TERM: {last:?}");
+    let described = kubectl.ok(&["describe", "pod", "unhealthy"]);
+    assert!(
+        described.contains("Liveness probe failed: dial tcp"),
+        "{described}"
+    );
+    assert!(
+        described.contains("Container main failed liveness probe, will be restarted"),
+        "{described}"
+    );
+    let described = kubectl.ok(&["describe", "pod", "gated"]);
+    assert!(described.contains("Readiness probe failed:"), "{described}");
+
+    kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
+}

@@ -4,6 +4,7 @@
 //! slow image pull or a long grace period holds up no other pod.
 
 pub mod environment;
+pub mod probes;
 pub mod spec;
 pub mod status;
 pub mod sync;
@@ -51,12 +52,14 @@ pub async fn run(ctx: Arc<Context>, node_name: &str) -> Result<(), Error> {
     let mut states: HashMap<String, PodState> = HashMap::new();
     let mut running: JoinSet<(String, PodState)> = JoinSet::new();
     let mut busy: HashSet<String> = HashSet::new();
+    let probed = ctx.prober.changed();
     let mut tick = tokio::time::interval(RELIST_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = changed.notified() => {}
+            _ = probed.notified() => {}
             Some(done) = running.join_next() => {
                 match done {
                     Ok((uid, state)) => {
@@ -116,6 +119,7 @@ pub async fn run(ctx: Arc<Context>, node_name: &str) -> Result<(), Error> {
             });
         }
         states.retain(|uid, _| known.contains(uid));
+        ctx.prober.retain_pods(|uid| known.contains(uid));
     }
 }
 

@@ -6,6 +6,8 @@ use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 
+use super::probes::Verdicts;
+
 /// Why a container is not running, when the kubelet knows better than the runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waiting {
@@ -26,8 +28,8 @@ pub struct Observed {
     pub previous: Option<cri::ContainerStatus>,
     /// Set when the kubelet holds the container back (image, configuration, backoff).
     pub waiting: Option<Waiting>,
-    /// The readiness probe's verdict; `None` when the container has no probe.
-    pub probe_ready: Option<bool>,
+    /// What the container's probes say (all true for a container without probes).
+    pub probes: Verdicts,
 }
 
 impl Observed {
@@ -37,6 +39,11 @@ impl Observed {
 
     pub fn exited(&self) -> Option<&cri::ContainerStatus> {
         self.current.as_ref().filter(|s| s.state == cri::ContainerState::ContainerExited as i32)
+    }
+
+    /// Running, not held back, and ready as its probes say.
+    pub fn ready(&self) -> bool {
+        self.running() && self.waiting.is_none() && self.probes.ready
     }
 
     pub fn restart_count(&self) -> u32 {
@@ -92,8 +99,8 @@ pub fn container_status(container: &Container, observed: &Observed, runtime: &st
             json!({"waiting": w})
         }
         (Some(current), None) if current.state == cri::ContainerState::ContainerRunning as i32 => {
-            entry["started"] = json!(true);
-            entry["ready"] = json!(observed.probe_ready.unwrap_or(true));
+            entry["started"] = json!(observed.probes.started);
+            entry["ready"] = json!(observed.probes.ready);
             json!({"running": {"startedAt": time(current.started_at)}})
         }
         (Some(current), None) if current.state == cri::ContainerState::ContainerExited as i32 => {
@@ -173,15 +180,13 @@ pub fn phase(pod: &Pod, init_done: bool, init_failed: bool, containers: &[Observ
 /// DisruptionTarget, readiness gates' types) are kept as they are.
 pub fn conditions(pod: &Pod, now: &str, sandbox_ready: bool, init_done: bool, containers: &[Observed]) -> Vec<Value> {
     let previous = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-    let all_ready = init_done
-        && !containers.is_empty()
-        && containers.iter().all(|c| c.running() && c.waiting.is_none() && c.probe_ready.unwrap_or(true));
+    let all_ready = init_done && !containers.is_empty() && containers.iter().all(Observed::ready);
     let not_ready: Vec<&str> = pod
         .spec
         .iter()
         .flat_map(|s| s.containers.iter())
         .zip(containers)
-        .filter(|(_, c)| !(c.running() && c.waiting.is_none() && c.probe_ready.unwrap_or(true)))
+        .filter(|(_, c)| !c.ready())
         .map(|(spec, _)| spec.name.as_str())
         .collect();
     let unready_message = format!("containers with unready status: [{}]", not_ready.join(" "));
@@ -261,5 +266,27 @@ mod tests {
         assert_eq!(status["lastState"]["terminated"]["exitCode"], 2);
         assert_eq!(status["lastState"]["terminated"]["reason"], "Error");
         assert_eq!(status["ready"], false);
+    }
+
+    #[test]
+    fn probes_decide_started_and_ready() {
+        let container: Container = serde_json::from_value(json!({"name": "a", "image": "busybox:1"})).unwrap();
+        let mut observed = Observed {
+            current: Some(cri::ContainerStatus {
+                state: cri::ContainerState::ContainerRunning as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let status = container_status(&container, &observed, "containerd");
+        assert_eq!((status["started"].clone(), status["ready"].clone()), (json!(true), json!(true)));
+        observed.probes = Verdicts { started: false, ready: false, failed: None };
+        let status = container_status(&container, &observed, "containerd");
+        assert_eq!((status["started"].clone(), status["ready"].clone()), (json!(false), json!(false)));
+        let pod = pod("Always");
+        let conditions = conditions(&pod, "2026-11-24T00:00:00Z", true, true, &[observed]);
+        let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["message"], "containers with unready status: [a]");
     }
 }

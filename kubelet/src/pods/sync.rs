@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use waggle_controllers::events::Events;
 
 use super::environment::{self, Addresses, Sources};
+use super::probes::{Kind, Prober, Target};
 use super::spec::{self, Layout, PodRef, Resolved};
 use super::status::{self, Observed, Waiting};
 use super::volumes::{self, Prepared};
@@ -38,6 +39,7 @@ pub struct Context {
     pub root_dir: PathBuf,
     pub node_ip: String,
     pub events: Events,
+    pub prober: Prober,
 }
 
 /// What the kubelet remembers of a pod between passes.
@@ -100,6 +102,8 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
     let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
         // A finished pod keeps its exited containers (for logs) but nothing runs.
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        ctx.prober.retain_pods(|other| other != uid);
         stop_running(ctx, pod, &view, 0).await;
         for sandbox in view.sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32) {
             ctx.runtime.stop_sandbox(&sandbox.id).await?;
@@ -206,6 +210,27 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
     let mut observed_all = Vec::new();
     for container in &spec.containers {
         let mut observed = run.observe(container).await?;
+        match observed.current.as_ref().filter(|_| init_done && observed.running()) {
+            Some(current) => {
+                let target = Target {
+                    pod,
+                    container,
+                    status: current,
+                    pod_ip: pod_ips.first().map(String::as_str),
+                    reference: run.field(container),
+                };
+                let verdicts = ctx.prober.watch(target);
+                match verdicts.failed {
+                    Some(kind) => {
+                        let id = current.id.clone();
+                        run.kill_unhealthy(container, &id, kind).await;
+                        observed = run.observe(container).await?;
+                    }
+                    None => observed.probes = verdicts,
+                }
+            }
+            None => ctx.prober.stop(identity.uid, &container.name),
+        }
         if !init_done {
             if observed.current.is_none() {
                 observed.waiting = Some(Waiting::new("PodInitializing", None));
@@ -291,6 +316,25 @@ impl Runner<'_> {
             }
         } else {
             observed.current = previous;
+        }
+    }
+
+    /// Kills a container whose liveness or startup probe failed; the restart policy
+    /// then decides whether it runs again.
+    async fn kill_unhealthy(&self, container: &Container, id: &str, kind: Kind) {
+        let probe = match kind {
+            Kind::Startup => container.startup_probe.as_ref(),
+            _ => container.liveness_probe.as_ref(),
+        };
+        let grace = probe
+            .and_then(|p| p.termination_grace_period_seconds)
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(DEFAULT_GRACE_SECONDS);
+        let which = if kind == Kind::Startup { "startup" } else { "liveness" };
+        let note = format!("Container {} failed {which} probe, will be restarted", container.name);
+        self.ctx.events.normal(&self.field(container), "Killing", note).await;
+        if let Err(e) = self.ctx.runtime.stop_container(id, grace).await {
+            tracing::warn!(error = %e, container = id, "killing a container that failed its {which} probe");
         }
     }
 
@@ -476,8 +520,9 @@ async fn stop_running(ctx: &Context, pod: &Pod, view: &RuntimeView, grace_second
 /// hold of it, then deletes its API object for good.
 pub async fn terminate(ctx: &Context, pod: &Pod, view: RuntimeView) -> Result<(), Error> {
     let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
-    stop_running(ctx, pod, &view, grace).await;
     let identity = PodRef::of(pod);
+    ctx.prober.retain_pods(|uid| uid != identity.uid);
+    stop_running(ctx, pod, &view, grace).await;
     remove_all(ctx, identity.uid, &view).await?;
     let log_dir = spec::log_directory(&ctx.layout, &identity);
     remove_dir(&log_dir);
