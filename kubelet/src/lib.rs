@@ -12,6 +12,7 @@
 
 mod cgroups;
 mod error;
+pub mod mounts;
 pub mod node;
 pub mod pods;
 pub mod runtime;

@@ -417,6 +417,7 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
         r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "staged"}},
             "spec": {{"restartPolicy": "Never",
               "volumes": [{{"name": "work", "emptyDir": {{}}}},
+                          {{"name": "scratch", "emptyDir": {{"medium": "Memory", "sizeLimit": "8Mi"}}}},
                           {{"name": "creds", "secret": {{"secretName": "creds"}}}}],
               "initContainers": [
                 {{"name": "first", "image": "{BUSYBOX}", "command": ["sh", "-c", "echo one > /work/order"],
@@ -425,16 +426,28 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
                   "volumeMounts": [{{"name": "work", "mountPath": "/work"}}]}}],
               "containers": [
                 {{"name": "main", "image": "{BUSYBOX}",
-                  "command": ["sh", "-c", "cat /work/order; echo $GREETING $(cat /creds/token) $POD_NAME"],
+                  "command": ["sh", "-c", "cat /work/order; echo $GREETING $(cat /creds/token) $POD_NAME; echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT $KUBERNETES_PORT; grep ' /scratch ' /proc/mounts | cut -d' ' -f1,3; df -k /scratch | tail -1 | tr -s ' ' | cut -d' ' -f2"],
                   "env": [{{"name": "GREETING", "valueFrom": {{"configMapKeyRef": {{"name": "settings", "key": "greeting"}}}}}},
                           {{"name": "POD_NAME", "valueFrom": {{"fieldRef": {{"fieldPath": "metadata.name"}}}}}}],
                   "volumeMounts": [{{"name": "work", "mountPath": "/work"}},
+                                   {{"name": "scratch", "mountPath": "/scratch"}},
                                    {{"name": "creds", "mountPath": "/creds", "readOnly": true}}]}}]}}}}"#
     ));
     kubectl.wait_for("staged", "Succeeded", |p| phase(p) == "Succeeded");
+    // The service links of the `kubernetes` Service come with every pod; a
+    // memory-backed emptyDir is a tmpfs of its size limit.
+    let kubernetes = kubectl.ok(&[
+        "get",
+        "service",
+        "kubernetes",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     assert_eq!(
         kubectl.ok(&["logs", "staged"]),
-        "one\ntwo\nhello s3cret staged\n"
+        format!(
+            "one\ntwo\nhello s3cret staged\n{kubernetes}:443 tcp://{kubernetes}:443\ntmpfs tmpfs\n8192\n"
+        )
     );
 
     // A missing ConfigMap holds the container back with upstream's reason.

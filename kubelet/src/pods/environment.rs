@@ -1,14 +1,18 @@
 //! A container's environment as upstream's kubelet makes it: `envFrom` sources first,
 //! then `env` in order, values expanded with `$(NAME)` references to earlier ones, and
-//! `valueFrom` read from the pod's fields, ConfigMaps and Secrets.
+//! `valueFrom` read from the pod's fields, ConfigMaps and Secrets; then the service
+//! links (`KUBERNETES_SERVICE_HOST`, `<NAME>_SERVICE_PORT`, `<NAME>_PORT_…`) of the
+//! `kubernetes` Service and, with `enableServiceLinks`, of the pod's namespace's
+//! Services, for the names the container does not set itself.
 //!
 //! A missing ConfigMap, Secret or key that is not optional is a
 //! `CreateContainerConfigError` whose message is upstream's.
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 use kube::Api;
+use kube::api::ListParams;
 
 /// Why a container cannot be configured: the waiting reason's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,8 @@ pub struct ConfigError(pub String);
 
 /// Reads ConfigMaps and Secrets of one namespace, each at most once per resolution.
 pub struct Sources {
+    client: kube::Client,
+    namespace: String,
     config_maps: Api<ConfigMap>,
     secrets: Api<Secret>,
     read_config_maps: HashMap<String, Option<ConfigMap>>,
@@ -25,6 +31,8 @@ pub struct Sources {
 impl Sources {
     pub fn new(client: kube::Client, namespace: &str) -> Sources {
         Sources {
+            client: client.clone(),
+            namespace: namespace.to_owned(),
             config_maps: Api::namespaced(client.clone(), namespace),
             secrets: Api::namespaced(client, namespace),
             read_config_maps: HashMap::new(),
@@ -44,6 +52,27 @@ impl Sources {
             data.extend(cm.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())));
             data
         }))
+    }
+
+    /// The service-link variables of the `kubernetes` Service in `default` and, when
+    /// `links`, of every Service in the pod's namespace, as upstream's
+    /// `getServiceEnvVarMap`: only Services with a cluster IP, by name.
+    pub async fn service_links(&mut self, links: bool) -> Result<Vec<(String, String)>, ConfigError> {
+        let failed = |e: kube::Error| ConfigError(format!("failed to list services: {e}"));
+        let mut by_name: std::collections::BTreeMap<String, Service> = std::collections::BTreeMap::new();
+        if links {
+            let here: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
+            for service in here.list(&ListParams::default()).await.map_err(failed)? {
+                by_name.insert(service.metadata.name.clone().unwrap_or_default(), service);
+            }
+        }
+        if self.namespace != "default" || !links {
+            let default: Api<Service> = Api::namespaced(self.client.clone(), "default");
+            if let Some(master) = default.get_opt("kubernetes").await.map_err(failed)? {
+                by_name.entry("kubernetes".into()).or_insert(master);
+            }
+        }
+        Ok(by_name.values().flat_map(service_link_vars).collect())
     }
 
     /// A Secret's data, or `None` when it does not exist.
@@ -75,6 +104,8 @@ pub async fn resolve(
     sources: &mut Sources,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
+    let services = sources.service_links(links).await?;
     let mut env: Vec<(String, String)> = Vec::new();
     let set =
         |env: &mut Vec<(String, String)>, key: String, value: String| match env.iter_mut().find(|(k, _)| *k == key) {
@@ -108,7 +139,9 @@ pub async fn resolve(
     }
     for var in container.env.iter().flatten() {
         let value = if let Some(value) = &var.value {
-            let known: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            // The container's own variables first, then the service links.
+            let known: HashMap<&str, &str> =
+                services.iter().chain(env.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
             expand(value, &known)
         } else if let Some(from) = &var.value_from {
             if let Some(field) = &from.field_ref {
@@ -155,7 +188,47 @@ pub async fn resolve(
         };
         set(&mut env, var.name.clone(), value);
     }
+    for (key, value) in services {
+        if !env.iter().any(|(k, _)| *k == key) {
+            env.push((key, value));
+        }
+    }
     Ok(env)
+}
+
+/// One Service's link variables, as upstream's `envvars.FromServices`.
+fn service_link_vars(service: &Service) -> Vec<(String, String)> {
+    let Some(spec) = &service.spec else { return Vec::new() };
+    let ip = spec.cluster_ip.as_deref().unwrap_or_default();
+    let Some(first) = spec.ports.iter().flatten().next() else { return Vec::new() };
+    if ip.is_empty() || ip == "None" {
+        return Vec::new();
+    }
+    let variable = |name: &str| name.to_ascii_uppercase().replace('-', "_");
+    let prefix = variable(service.metadata.name.as_deref().unwrap_or_default());
+    let mut vars = vec![
+        (format!("{prefix}_SERVICE_HOST"), ip.to_owned()),
+        (format!("{prefix}_SERVICE_PORT"), first.port.to_string()),
+    ];
+    for port in spec.ports.iter().flatten() {
+        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+            vars.push((format!("{prefix}_SERVICE_PORT_{}", variable(name)), port.port.to_string()));
+        }
+    }
+    let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_owned() };
+    for (i, port) in spec.ports.iter().flatten().enumerate() {
+        let protocol = port.protocol.as_deref().unwrap_or("TCP");
+        let url = format!("{}://{host}:{}", protocol.to_ascii_lowercase(), port.port);
+        if i == 0 {
+            vars.push((format!("{prefix}_PORT"), url.clone()));
+        }
+        let link = format!("{prefix}_PORT_{}_{}", port.port, protocol.to_ascii_uppercase());
+        vars.push((link.clone(), url));
+        vars.push((format!("{link}_PROTO"), protocol.to_ascii_lowercase()));
+        vars.push((format!("{link}_PORT"), port.port.to_string()));
+        vars.push((format!("{link}_ADDR"), ip.to_owned()));
+    }
+    vars
 }
 
 fn sorted(data: HashMap<String, Vec<u8>>) -> Vec<(String, Vec<u8>)> {
@@ -245,6 +318,33 @@ pub fn resource_value(container: &Container, resource: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn service_links_are_upstreams() {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": "my-db"},
+            "spec": {"clusterIP": "10.96.0.20", "ports": [
+                {"name": "sql", "port": 5432, "protocol": "TCP"},
+                {"port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        let vars = service_link_vars(&service);
+        let get = |k: &str| vars.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("MY_DB_SERVICE_HOST"), Some("10.96.0.20"));
+        assert_eq!(get("MY_DB_SERVICE_PORT"), Some("5432"));
+        assert_eq!(get("MY_DB_SERVICE_PORT_SQL"), Some("5432"));
+        assert_eq!(get("MY_DB_PORT"), Some("tcp://10.96.0.20:5432"));
+        assert_eq!(get("MY_DB_PORT_53_UDP"), Some("udp://10.96.0.20:53"));
+        assert_eq!(get("MY_DB_PORT_53_UDP_PROTO"), Some("udp"));
+        assert_eq!(get("MY_DB_PORT_53_UDP_PORT"), Some("53"));
+        assert_eq!(get("MY_DB_PORT_53_UDP_ADDR"), Some("10.96.0.20"));
+        assert_eq!(vars.len(), 12);
+        let headless: Service = serde_json::from_value(json!({
+            "metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        assert!(service_link_vars(&headless).is_empty());
+    }
 
     #[test]
     fn expansion_follows_upstream() {

@@ -559,7 +559,9 @@ async fn remove_all(ctx: &Context, uid: &str, view: &RuntimeView) -> Result<(), 
         ctx.runtime.stop_sandbox(&sandbox.id).await?;
         ctx.runtime.remove_sandbox(&sandbox.id).await?;
     }
-    remove_dir(&ctx.root_dir.join("pods").join(uid));
+    let pod_dir = ctx.root_dir.join("pods").join(uid);
+    crate::mounts::unmount_below(&pod_dir);
+    remove_dir(&pod_dir);
     let identity = PodRef { namespace: "", name: "", uid };
     cgroups::remove(&spec::cgroup_parent(&ctx.layout, &identity));
     Ok(())

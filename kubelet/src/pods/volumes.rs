@@ -86,10 +86,15 @@ async fn prepare_one(
 ) -> Result<PathBuf, ConfigError> {
     let io = |e: std::io::Error| ConfigError(format!("volume {:?}: {e}", volume.name));
     let dir = |plugin: &str| base.join(format!("kubernetes.io~{plugin}")).join(&volume.name);
-    if volume.empty_dir.is_some() {
+    if let Some(empty) = &volume.empty_dir {
         let path = dir("empty-dir");
         std::fs::create_dir_all(&path).map_err(io)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).map_err(io)?;
+        if empty.medium.as_deref() == Some("Memory") {
+            // The limit is the tmpfs's size; upstream's default is the node's memory.
+            let size = empty.size_limit.as_ref().and_then(waggle_scheduler::quantity::value);
+            crate::mounts::mount_tmpfs(&path, size.map(|bytes| bytes.max(0) as u64)).map_err(io)?;
+        }
         return Ok(path);
     }
     if let Some(host) = &volume.host_path {

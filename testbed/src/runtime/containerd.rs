@@ -336,8 +336,9 @@ fn kill(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
 }
 
-/// Unmounts every mount below `dir`, deepest first.
-fn unmount_below(dir: &Path) {
+/// Unmounts every mount below `dir`, deepest first (what a killed kubelet or
+/// containerd left mounted there).
+pub fn unmount_below(dir: &Path) {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut points: Vec<PathBuf> = text
         .lines()

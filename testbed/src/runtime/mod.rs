@@ -4,4 +4,4 @@
 pub mod containerd;
 pub mod images;
 
-pub use containerd::Containerd;
+pub use containerd::{Containerd, unmount_below};

@@ -59,7 +59,18 @@ pub struct Cluster {
     pub waggle: PathBuf,
     /// The proxies' pin directories, by node index.
     pub pin_dirs: Vec<PathBuf>,
+    /// Unmounts what the kubelets mounted (memory-backed volumes) once they are gone.
+    _mounts: Unmount,
     dir: TempDir,
+}
+
+/// Unmounts everything below a directory when dropped.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        waggle_testbed::runtime::unmount_below(&self.0);
+    }
 }
 
 impl Cluster {
@@ -162,6 +173,7 @@ impl Cluster {
             server,
             waggle,
             pin_dirs,
+            _mounts: Unmount(dir.path().to_owned()),
             dir,
         }
     }
