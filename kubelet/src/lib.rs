@@ -26,8 +26,8 @@ use std::sync::Arc;
 pub use error::Error;
 use kube::Client;
 
-use self::pods::spec::Layout;
 use self::pods::probes::Prober;
+use self::pods::spec::Layout;
 use self::pods::sync::Context;
 use self::runtime::Runtime;
 
@@ -59,6 +59,9 @@ pub struct Options {
     /// A serving certificate and key (PEM); self-signed when absent.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub max_pods: u32,
+    /// How often API-backed volumes (ConfigMaps, Secrets, the downward API) are
+    /// read again (upstream's `--sync-frequency`, 1 minute).
+    pub sync_frequency: std::time::Duration,
 }
 
 /// Registers the node, then runs its pods and serves the kubelet API until one of
@@ -92,6 +95,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
         node_ip: options.node_ip.to_string(),
         events: events.clone(),
         prober: Prober::new(runtime.clone(), events)?,
+        sync_frequency: options.sync_frequency,
     });
     tokio::select! {
         result = server::serve(runtime, serve) => result,

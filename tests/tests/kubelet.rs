@@ -470,6 +470,53 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
         Some("configmap \"absent\" not found")
     );
 
+    // A ConfigMap volume follows the ConfigMap, and is read-only.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "follower"}},
+            "spec": {{"terminationGracePeriodSeconds": 1,
+              "volumes": [{{"name": "settings", "configMap": {{"name": "settings"}}}}],
+              "containers": [{{"name": "main", "image": "{BUSYBOX}",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"],
+                "volumeMounts": [{{"name": "settings", "mountPath": "/config"}}]}}]}}}}"#
+    ));
+    kubectl.wait_for("follower", "Ready", ready);
+    assert_eq!(
+        kubectl.ok(&["exec", "follower", "--", "cat", "/config/greeting"]),
+        "hello"
+    );
+    let written = kubectl.run(&["exec", "follower", "--", "touch", "/config/new"]);
+    assert!(!written.status.success());
+    assert!(
+        String::from_utf8_lossy(&written.stderr).contains("Read-only file system"),
+        "{written:?}"
+    );
+    kubectl.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-p",
+        r#"{"data": {"greeting": "bonjour", "extra": "1"}}"#,
+    ]);
+    let started = Instant::now();
+    loop {
+        let seen = kubectl.ok(&[
+            "exec",
+            "follower",
+            "--",
+            "sh",
+            "-c",
+            "cat /config/greeting; echo; ls /config",
+        ]);
+        if seen == "bonjour\nextra\ngreeting\n" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the volume still shows {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
 }
 

@@ -40,6 +40,8 @@ pub struct Context {
     pub node_ip: String,
     pub events: Events,
     pub prober: Prober,
+    /// How often API-backed volumes are read again.
+    pub sync_frequency: Duration,
 }
 
 /// What the kubelet remembers of a pod between passes.
@@ -156,6 +158,15 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
         pod_ips = vec![ctx.node_ip.clone()];
     }
     let addresses = Addresses { host_ip: &ctx.node_ip, pod_ips: &pod_ips };
+    if let Some((id, prepared)) = state.volumes.as_mut()
+        && *id == sandbox_id
+        && prepared.due(ctx.sync_frequency)
+    {
+        let mut sources = Sources::new(ctx.client.clone(), identity.namespace);
+        if let Err(e) = prepared.refresh(&ctx.client, pod, addresses, &mut sources).await {
+            ctx.events.warning(&reference(pod, None), "FailedMount", e.0).await;
+        }
+    }
     if state.volumes.as_ref().map(|(id, _)| id.as_str()) != Some(sandbox_id.as_str()) {
         let mut sources = Sources::new(ctx.client.clone(), identity.namespace);
         match volumes::prepare(&ctx.client, &ctx.root_dir, pod, addresses, &mut sources).await {

@@ -3,13 +3,16 @@
 //!
 //! Supported: `emptyDir`, `hostPath` (with its type checks), `configMap`, `secret`,
 //! `downwardAPI` and `projected` (ConfigMaps, Secrets, the downward API and service
-//! account tokens). Files are written when the pod's containers are set up. Any other
-//! volume type is a configuration error that names it.
+//! account tokens). Those are written with upstream's atomic writer when the pod's
+//! containers are set up, and again whenever what they show changes (read every
+//! `--sync-frequency`). Any other volume type is a configuration error that names it.
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Container, DownwardAPIVolumeFile, KeyToPath, Pod, ServiceAccount, Volume};
@@ -24,9 +27,19 @@ pub fn pod_volumes_dir(root: &Path, uid: &str) -> PathBuf {
     root.join("pods").join(uid).join("volumes")
 }
 
-/// The pod's volumes, set up: each name with its directory (or file) on the node.
+/// The pod's volumes, set up: each name with its directory (or file) on the node,
+/// and what was last written into the API-backed ones.
 pub struct Prepared {
-    paths: HashMap<String, PathBuf>,
+    volumes: HashMap<String, PreparedVolume>,
+    tokens: Tokens,
+    refreshed: Instant,
+}
+
+struct PreparedVolume {
+    path: PathBuf,
+    /// ConfigMap, Secret, downward API and projected volumes: their files as last
+    /// written; such volumes are always mounted read-only, as upstream's.
+    written: Option<Vec<VolumeFile>>,
 }
 
 impl Prepared {
@@ -34,15 +47,15 @@ impl Prepared {
     pub fn mounts(&self, container: &Container) -> Result<Vec<cri::Mount>, ConfigError> {
         let mut mounts = Vec::new();
         for mount in container.volume_mounts.iter().flatten() {
-            let Some(base) = self.paths.get(&mount.name) else {
+            let Some(volume) = self.volumes.get(&mount.name) else {
                 return Err(ConfigError(format!("cannot find volume \"{}\" to mount into container", mount.name)));
             };
-            let mut host_path = base.clone();
+            let mut host_path = volume.path.clone();
             if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
                 if Path::new(sub).components().any(|c| !matches!(c, Component::Normal(_))) {
                     return Err(ConfigError(format!("subPath {sub:?} must be a relative path without '..'")));
                 }
-                host_path = base.join(sub);
+                host_path = volume.path.join(sub);
                 if !host_path.exists() {
                     std::fs::create_dir_all(&host_path).map_err(|e| ConfigError(e.to_string()))?;
                 }
@@ -50,11 +63,44 @@ impl Prepared {
             mounts.push(cri::Mount {
                 container_path: mount.mount_path.clone(),
                 host_path: host_path.display().to_string(),
-                readonly: mount.read_only.unwrap_or(false),
+                readonly: mount.read_only.unwrap_or(false) || volume.written.is_some(),
                 ..Default::default()
             });
         }
         Ok(mounts)
+    }
+
+    /// Whether the API-backed volumes are due to be read again.
+    pub fn due(&self, every: Duration) -> bool {
+        self.refreshed.elapsed() >= every
+    }
+
+    /// Reads the pod's ConfigMaps, Secrets and fields again and swaps in what
+    /// changed; a container sees each volume change at once (not `subPath` mounts,
+    /// which keep the file they were given, as upstream's).
+    pub async fn refresh(
+        &mut self,
+        client: &kube::Client,
+        pod: &Pod,
+        addresses: Addresses<'_>,
+        sources: &mut Sources,
+    ) -> Result<(), ConfigError> {
+        self.refreshed = Instant::now();
+        for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            let Some(prepared) = self.volumes.get_mut(&volume.name) else { continue };
+            let Some(written) = &prepared.written else { continue };
+            let Some((_, default_mode, files)) =
+                payload(client, pod, volume, addresses, sources, &mut self.tokens).await?
+            else {
+                continue;
+            };
+            if &files != written {
+                let io = |e: std::io::Error| ConfigError(format!("volume {:?}: {e}", volume.name));
+                write_atomically(&prepared.path, &files, default_mode).map_err(io)?;
+                prepared.written = Some(files);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -68,12 +114,12 @@ pub async fn prepare(
 ) -> Result<Prepared, ConfigError> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let base = pod_volumes_dir(root, uid);
-    let mut paths = HashMap::new();
+    let mut prepared = Prepared { volumes: HashMap::new(), tokens: Tokens::default(), refreshed: Instant::now() };
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let path = prepare_one(client, &base, pod, volume, addresses, sources).await?;
-        paths.insert(volume.name.clone(), path);
+        let one = prepare_one(client, &base, pod, volume, addresses, sources, &mut prepared.tokens).await?;
+        prepared.volumes.insert(volume.name.clone(), one);
     }
-    Ok(Prepared { paths })
+    Ok(prepared)
 }
 
 async fn prepare_one(
@@ -83,7 +129,8 @@ async fn prepare_one(
     volume: &Volume,
     addresses: Addresses<'_>,
     sources: &mut Sources,
-) -> Result<PathBuf, ConfigError> {
+    tokens: &mut Tokens,
+) -> Result<PreparedVolume, ConfigError> {
     let io = |e: std::io::Error| ConfigError(format!("volume {:?}: {e}", volume.name));
     let dir = |plugin: &str| base.join(format!("kubernetes.io~{plugin}")).join(&volume.name);
     if let Some(empty) = &volume.empty_dir {
@@ -95,13 +142,35 @@ async fn prepare_one(
             let size = empty.size_limit.as_ref().and_then(waggle_scheduler::quantity::value);
             crate::mounts::mount_tmpfs(&path, size.map(|bytes| bytes.max(0) as u64)).map_err(io)?;
         }
-        return Ok(path);
+        return Ok(PreparedVolume { path, written: None });
     }
     if let Some(host) = &volume.host_path {
         let path = PathBuf::from(&host.path);
         check_host_path(&path, host.type_.as_deref().unwrap_or("")).map_err(ConfigError)?;
-        return Ok(path);
+        return Ok(PreparedVolume { path, written: None });
     }
+    let Some((plugin, default_mode, files)) = payload(client, pod, volume, addresses, sources, tokens).await? else {
+        return Err(ConfigError(format!(
+            "volume {:?}: this volume type is not supported by waggle's kubelet \
+             (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)",
+            volume.name
+        )));
+    };
+    let path = dir(plugin);
+    write_atomically(&path, &files, default_mode).map_err(io)?;
+    Ok(PreparedVolume { path, written: Some(files) })
+}
+
+/// The files of an API-backed volume (its plugin's directory name, its default
+/// mode, its files), or `None` for other kinds of volume.
+async fn payload(
+    client: &kube::Client,
+    pod: &Pod,
+    volume: &Volume,
+    addresses: Addresses<'_>,
+    sources: &mut Sources,
+    tokens: &mut Tokens,
+) -> Result<Option<(&'static str, Option<i32>, Vec<VolumeFile>)>, ConfigError> {
     let mut files: Vec<VolumeFile> = Vec::new();
     let (plugin, default_mode) = if let Some(source) = &volume.config_map {
         let data = sources.config_map(&source.name).await?;
@@ -129,37 +198,102 @@ async fn prepare_one(
                 files.extend(downward(pod, api.items.iter().flatten(), addresses)?);
             }
             if let Some(token) = &projection.service_account_token {
-                let minted =
-                    service_account_token(client, pod, token.audience.as_deref(), token.expiration_seconds).await?;
+                let minted = tokens.get(client, pod, token.audience.as_deref(), token.expiration_seconds).await?;
                 files.push(VolumeFile { path: token.path.clone(), content: minted.into_bytes(), mode: None });
             }
         }
         ("projected", source.default_mode)
     } else {
-        return Err(ConfigError(format!(
-            "volume {:?}: this volume type is not supported by waggle's kubelet \
-             (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)",
-            volume.name
-        )));
+        return Ok(None);
     };
-    let path = dir(plugin);
-    std::fs::create_dir_all(&path).map_err(io)?;
-    for VolumeFile { path: relative, content, mode } in files {
-        if Path::new(&relative).components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(ConfigError(format!("volume {:?}: invalid path {relative:?}", volume.name)));
+    Ok(Some((plugin, default_mode, files)))
+}
+
+/// Writes a volume's files as upstream's atomic writer does: into a new hidden
+/// timestamped directory, then one `rename` of the `..data` link onto it, so a reader
+/// sees the old set of files or the new one, never a mix. The volume's top-level
+/// names are links through `..data`; names no longer in the payload go, and so
+/// does the previous timestamped directory.
+fn write_atomically(dir: &Path, files: &[VolumeFile], default_mode: Option<i32>) -> std::io::Result<()> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    std::fs::create_dir_all(dir)?;
+    let stamp = format!("..{}", Timestamp::now().strftime("%Y_%m_%d_%H_%M_%S.%f"));
+    let staged = dir.join(&stamp);
+    std::fs::create_dir(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))?;
+    let mut tops = std::collections::BTreeSet::new();
+    for file in files {
+        let relative = Path::new(&file.path);
+        if relative.components().any(|c| !matches!(c, Component::Normal(_)))
+            || file.path.starts_with("..")
+            || file.path.is_empty()
+        {
+            return Err(invalid(format!("invalid path {:?}", file.path)));
         }
-        let file = path.join(&relative);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        let target = staged.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&file, content).map_err(io)?;
-        let mode = mode.or(default_mode).unwrap_or(0o644) as u32;
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        std::fs::write(&target, &file.content)?;
+        let mode = file.mode.or(default_mode).unwrap_or(0o644) as u32;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+        if let Some(Component::Normal(top)) = relative.components().next() {
+            tops.insert(top.to_owned());
+        }
     }
-    Ok(path)
+    let swap = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&swap);
+    std::os::unix::fs::symlink(&stamp, &swap)?;
+    std::fs::rename(&swap, dir.join("..data"))?;
+    for top in &tops {
+        let link = dir.join(top);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(top), &link)?;
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let hidden = name.to_string_lossy().starts_with("..");
+        if hidden && name != "..data" && name.as_os_str() != stamp.as_str() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else if !hidden && !tops.contains(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Service account tokens minted for the pod's projected volumes, each kept until
+/// 80% of its lifetime has passed, as upstream's token manager does.
+#[derive(Default)]
+struct Tokens {
+    minted: HashMap<(Option<String>, Option<i64>), (String, Instant)>,
+}
+
+impl Tokens {
+    async fn get(
+        &mut self,
+        client: &kube::Client,
+        pod: &Pod,
+        audience: Option<&str>,
+        expiration_seconds: Option<i64>,
+    ) -> Result<String, ConfigError> {
+        let key = (audience.map(str::to_owned), expiration_seconds);
+        if let Some((token, renew_at)) = self.minted.get(&key)
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let lifetime = Duration::from_secs(expiration_seconds.unwrap_or(3600).max(600) as u64);
+        let token = service_account_token(client, pod, audience, expiration_seconds).await?;
+        self.minted.insert(key, (token.clone(), Instant::now() + lifetime.mul_f64(0.8)));
+        Ok(token)
+    }
 }
 
 /// One file of a projected volume, `path` relative to the volume's directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct VolumeFile {
     path: String,
     content: Vec<u8>,

@@ -260,7 +260,9 @@ fn start_kubelets(
             .arg(dir.join(format!("kubelet-{}", node.name())))
             .arg("--pod-log-dir")
             .arg(dir.join(format!("pod-logs-{}", node.name())))
-            .args(["--cgroup-root", runtime.cgroup_root()]);
+            .args(["--cgroup-root", runtime.cgroup_root()])
+            // ConfigMap and Secret volumes follow changes within seconds, not a minute.
+            .args(["--sync-frequency", "1s"]);
         kubelets.push(Daemon::start(
             bed,
             dir,

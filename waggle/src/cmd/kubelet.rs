@@ -55,6 +55,9 @@ pub struct Args {
     tls_private_key_file: Option<PathBuf>,
     #[arg(long, default_value_t = 110)]
     max_pods: u32,
+    /// How often the pods' ConfigMap, Secret and downward API volumes are read again.
+    #[arg(long, default_value = "1m", value_parser = super::parse_duration)]
+    sync_frequency: std::time::Duration,
 }
 
 fn label(text: &str) -> Result<(String, String), String> {
@@ -86,6 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         port: args.port,
         tls: args.tls_cert_file.zip(args.tls_private_key_file),
         max_pods: args.max_pods,
+        sync_frequency: args.sync_frequency,
     };
     tokio::select! {
         result = waggle_kubelet::run(client, options) => result.context("kubelet"),

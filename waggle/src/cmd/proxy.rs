@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     from_files: Option<PathBuf>,
     /// How often the file source checks for changes.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "500ms", value_parser = super::parse_duration)]
     file_poll: Duration,
     /// cgroup v2 directory whose processes get socket load balancing.
     #[arg(long, default_value = "/sys/fs/cgroup/unified")]
@@ -63,7 +63,7 @@ pub struct Args {
     #[arg(long, default_value = "0.0.0.0")]
     health_check_bind: IpAddr,
     /// Minimum time between two syncs.
-    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "20ms", value_parser = super::parse_duration)]
     min_sync_interval: Duration,
 }
 
@@ -76,21 +76,6 @@ fn parse_addr(flag: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
         .parse()
         .map(Some)
         .with_context(|| format!("{flag} `{value}`: expected ADDRESS:PORT or off"))
-}
-
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let (number, unit) = value
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((value, "s"), |i| value.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}`: expected e.g. 500ms or 2s"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{value}`: unit must be ms, s or m")),
-    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
