@@ -324,6 +324,136 @@ fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
     assert_eq!(left, "", "pods left: {left}");
 }
 
+/// kubectl's log at `-v=7` says which stream protocol it spoke: client-go's WebSocket
+/// executor logs the negotiated subprotocol, and its fallback executor logs
+/// `RemoteCommand fallback` before it retries over SPDY.
+fn assert_websocket_v5(what: &str, log: &str) {
+    assert!(
+        log.contains("The subprotocol is v5.channel.k8s.io"),
+        "{what}: kubectl did not speak WebSocket v5: {log}"
+    );
+    assert!(
+        !log.contains("RemoteCommand fallback"),
+        "{what}: kubectl fell back to SPDY: {log}"
+    );
+}
+
+#[test]
+fn kubectl_exec_and_attach_speak_websocket_v5_through_the_kubelets_translator() {
+    let bed = TestBed::builder()
+        .nodes(1)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies: false,
+            kubelets: true,
+        },
+    );
+    let kubectl = Kubectl {
+        bed: &bed,
+        cluster: &cluster,
+    };
+    kubectl.apply(&pod_manifest(
+        "shell",
+        "Always",
+        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+    ));
+    kubectl.wait_for("shell", "Ready", ready);
+
+    // stdout and stderr each on their channel.
+    let both = kubectl.run(&[
+        "exec",
+        "-v=7",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo to stdout; echo to stderr >&2",
+    ]);
+    let log = String::from_utf8_lossy(&both.stderr);
+    assert!(both.status.success(), "{log}");
+    assert_websocket_v5("exec", &log);
+    assert_eq!(String::from_utf8_lossy(&both.stdout), "to stdout\n");
+    assert!(log.lines().any(|line| line == "to stderr"), "{log}");
+
+    // The exit code comes back in the error channel's Status.
+    let failed = kubectl.run(&["exec", "-v=7", "shell", "--", "sh", "-c", "exit 3"]);
+    let log = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(3), "{log}");
+    assert_websocket_v5("exec exiting 3", &log);
+
+    // stdin to its end: kubectl's close signal half-closes the runtime's stdin stream,
+    // so `cat` sees EOF and the session ends.
+    let input: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+    let echoed = kubectl.with_input(&["exec", "-i", "-v=7", "shell", "--", "cat"], &input);
+    let log = String::from_utf8_lossy(&echoed.stderr);
+    assert!(echoed.status.success(), "{log}");
+    assert_websocket_v5("exec -i", &log);
+    assert_eq!(String::from_utf8_lossy(&echoed.stdout), input);
+
+    // A terminal: script(1) gives kubectl one, 33 rows by 101 columns; the size
+    // reaches the container's terminal through the resize channel (until it has come,
+    // busybox's `stty size` prints nothing).
+    let mut script = bed.node(0).netns().command("script");
+    script
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 33 cols 101; kubectl --kubeconfig {} exec -it -v=7 shell -- \
+             sh -c 'i=0; while [ -z \"$(stty size 2>/dev/null)\" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+             echo size $(stty size); exit 5'",
+            cluster.kubeconfig().display()
+        ))
+        .arg("/dev/null")
+        .stdin(Stdio::null());
+    let terminal = script.output().expect("running script");
+    let transcript = String::from_utf8_lossy(&terminal.stdout);
+    assert_eq!(terminal.status.code(), Some(5), "{transcript}");
+    assert!(transcript.contains("size 33 101\r\n"), "{transcript}");
+    assert_websocket_v5("exec -it", &transcript);
+
+    // Attach: the container reads its stdin, which kubectl attach -i feeds.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "listener"}},
+            "spec": {{"restartPolicy": "Never",
+                      "containers": [{{"name": "main", "image": "{BUSYBOX}", "stdin": true, "stdinOnce": true,
+                                       "command": ["sh", "-c", "read line; echo got $line"]}}]}}}}"#
+    ));
+    kubectl.wait_for("listener", "Running", |p| phase(p) == "Running");
+    let attached = kubectl.with_input(&["attach", "-i", "-v=7", "listener"], "hello\n");
+    let log = String::from_utf8_lossy(&attached.stderr);
+    assert!(attached.status.success(), "{log}");
+    assert_websocket_v5("attach -i", &log);
+    assert_eq!(String::from_utf8_lossy(&attached.stdout), "got hello\n");
+
+    // With WebSockets turned off, kubectl speaks SPDY, spliced to the runtime as before.
+    let spdy = kubectl
+        .command(&[
+            "exec",
+            "-v=7",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo over spdy; exit 4",
+        ])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .output()
+        .expect("running kubectl");
+    let log = String::from_utf8_lossy(&spdy.stderr);
+    assert_eq!(spdy.status.code(), Some(4), "{log}");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "over spdy\n");
+    assert!(
+        log.contains("X-Stream-Protocol-Version: v4.channel.k8s.io")
+            && log.contains("POST https://")
+            && !log.contains("The subprotocol is"),
+        "kubectl did not speak SPDY: {log}"
+    );
+
+    kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
+}
+
 #[test]
 fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
     let bed = TestBed::builder()

@@ -4,14 +4,17 @@
 //! - `GET /containerLogs/{namespace}/{pod}/{container}`: [`logs`];
 //! - `/exec/…`, `/attach/…`, `/portForward/{namespace}/{pod}`: [`streams`], which asks
 //!   the runtime for a streaming session and splices the caller's upgraded connection
-//!   (SPDY or WebSocket) to the runtime's streaming server;
+//!   (SPDY or WebSocket) to the runtime's streaming server, or, for a WebSocket with
+//!   `v5.channel.k8s.io`, relays it through the [`translator`] to SPDY ([`spdy`]);
 //! - `GET /healthz`.
 //!
 //! The serving certificate is self-signed for the node's name and address unless one
 //! is given, as upstream's kubelet does without `--tls-cert-file`.
 
 mod logs;
+mod spdy;
 mod streams;
+mod translator;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

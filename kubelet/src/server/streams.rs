@@ -1,19 +1,24 @@
 //! `exec`, `attach` and `portForward`: the runtime is asked for a streaming session
 //! (CRI `Exec`, `Attach`, `PortForward` return a one-time URL on its streaming
-//! server), and the caller's request, upgrade headers and all, is sent there; once
-//! both sides switch protocols the two connections are spliced. The stream protocol
-//! (SPDY with `v4.channel.k8s.io`, `portforward.k8s.io`, or WebSocket) is the runtime
-//! streaming server's; a protocol it refuses comes back to the caller as its refusal,
-//! which is what makes kubectl fall back from WebSocket to SPDY.
+//! server). A WebSocket exec or attach with `v5.channel.k8s.io` or `v4.channel.k8s.io`
+//! goes through the [`translator`](super::translator), since containerd's streaming
+//! server speaks those only over SPDY. Any other request, upgrade headers and all, is
+//! sent to the runtime as it is; once both sides switch protocols the two connections
+//! are spliced. Then the stream protocol (SPDY with `v4.channel.k8s.io`,
+//! `portforward.k8s.io`, or an older WebSocket one) is the runtime streaming server's,
+//! and a protocol it refuses comes back to the caller as its refusal, which is what
+//! makes kubectl's port-forward fall back from WebSocket to SPDY.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::{StatusCode, header};
+use http::{StatusCode, Uri, header};
+use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1 as cri;
 
+use super::translator::{self, Streams};
 use super::{Api, Failure, PathParams, QueryPairs, attempts, flag, param, sandbox};
 
 pub(super) async fn exec(
@@ -35,7 +40,11 @@ pub(super) async fn exec(
         stdout: flag(&query, "stdout") || flag(&query, "output"),
         stderr: flag(&query, "stderr") || flag(&query, "error"),
     };
+    let streams = Streams { stdin: session.stdin, stdout: session.stdout, stderr: session.stderr, tty: session.tty };
     let url = api.runtime.exec(session).await?;
+    if translator::wanted(request.headers()) {
+        return Ok(translator::serve(request, url, streams).await);
+    }
     splice(&url, request).await
 }
 
@@ -53,7 +62,11 @@ pub(super) async fn attach(
         stdout: flag(&query, "stdout") || flag(&query, "output"),
         stderr: flag(&query, "stderr") || flag(&query, "error"),
     };
+    let streams = Streams { stdin: session.stdin, stdout: session.stdout, stderr: session.stderr, tty: session.tty };
     let url = api.runtime.attach(session).await?;
+    if translator::wanted(request.headers()) {
+        return Ok(translator::serve(request, url, streams).await);
+    }
     splice(&url, request).await
 }
 
@@ -78,27 +91,30 @@ async fn running_container(api: &Api, path: &PathParams) -> Result<String, Failu
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("container not found (\"{container}\")")))
 }
 
-/// Sends `request` to the runtime's streaming `url` and splices the upgraded
-/// connections; any other answer is passed back as it came.
-async fn splice(url: &str, mut request: Request) -> Result<Response, Failure> {
-    let target: http::Uri = url
-        .parse()
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("runtime streaming URL {url:?}: {e}")))?;
+/// An HTTP/1.1 connection to the runtime's streaming server that `target` names.
+pub(super) async fn dial(target: &Uri) -> Result<SendRequest<Body>, String> {
     let authority = target.authority().map(|a| a.to_string()).unwrap_or_default();
-    let unreachable = |e: &dyn std::fmt::Display| {
-        Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("error dialing the runtime's streaming server {authority}: {e}"),
-        )
-    };
+    let unreachable =
+        |e: &dyn std::fmt::Display| format!("error dialing the runtime's streaming server {authority}: {e}");
     let tcp = tokio::net::TcpStream::connect(&authority).await.map_err(|e| unreachable(&e))?;
-    let (mut sender, connection) =
+    let (sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| unreachable(&e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
             tracing::debug!(error = %e, "runtime streaming connection ended");
         }
     });
+    Ok(sender)
+}
+
+/// Sends `request` to the runtime's streaming `url` and splices the upgraded
+/// connections; any other answer is passed back as it came.
+async fn splice(url: &str, mut request: Request) -> Result<Response, Failure> {
+    let target: Uri = url
+        .parse()
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("runtime streaming URL {url:?}: {e}")))?;
+    let authority = target.authority().map(|a| a.to_string()).unwrap_or_default();
+    let mut sender = dial(&target).await.map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let inbound = request.extensions_mut().remove::<OnUpgrade>();
     let mut outgoing = http::Request::builder()
         .method(request.method().clone())
@@ -112,7 +128,12 @@ async fn splice(url: &str, mut request: Request) -> Result<Response, Failure> {
         .header(header::HOST, authority.as_str())
         .body(request.into_body())
         .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let mut response = sender.send_request(outgoing).await.map_err(|e| unreachable(&e))?;
+    let mut response = sender.send_request(outgoing).await.map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("error dialing the runtime's streaming server {authority}: {e}"),
+        )
+    })?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(inbound) = inbound else {
             return Err(Failure(StatusCode::BAD_REQUEST, "Upgrade request required".into()));
