@@ -272,7 +272,7 @@ fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
     ));
     kubectl.wait_for("web", "Ready", ready);
     let mut forwarder = kubectl
-        .command(&["port-forward", "pod/web", "18080:8080"])
+        .command(&["port-forward", "-v=4", "pod/web", "18080:8080"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -300,6 +300,19 @@ fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
     });
     let _ = forwarder.kill();
     let _ = forwarder.wait();
+    let mut log = String::new();
+    let _ = forwarder
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log);
+    // kubectl tunnels SPDY through a WebSocket, as against upstream, and did not
+    // fall back to a SPDY upgrade.
+    assert!(
+        log.contains("negotiated protocol: portforward.k8s.io"),
+        "{log}"
+    );
+    assert!(!log.contains("fallback to secondary dialer"), "{log}");
     assert!(
         page.starts_with("HTTP/1.") && page.contains("served-by-the-pod"),
         "{page}"

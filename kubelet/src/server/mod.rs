@@ -15,6 +15,7 @@ mod logs;
 mod spdy;
 mod streams;
 mod translator;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -6,8 +6,8 @@
 //! sent to the runtime as it is; once both sides switch protocols the two connections
 //! are spliced. Then the stream protocol (SPDY with `v4.channel.k8s.io`,
 //! `portforward.k8s.io`, or an older WebSocket one) is the runtime streaming server's,
-//! and a protocol it refuses comes back to the caller as its refusal, which is what
-//! makes kubectl's port-forward fall back from WebSocket to SPDY.
+//! and a protocol it refuses comes back to the caller as its refusal. A port-forward
+//! WebSocket that tunnels SPDY goes through the [`tunnel`](super::tunnel).
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use k8s_cri::v1 as cri;
 
 use super::translator::{self, Streams};
+use super::tunnel;
 use super::{Api, Failure, PathParams, QueryPairs, attempts, flag, param, sandbox};
 
 pub(super) async fn exec(
@@ -77,6 +78,9 @@ pub(super) async fn port_forward(
 ) -> Result<Response, Failure> {
     let sandbox = sandbox(&api.runtime, param(&path, "namespace"), param(&path, "pod")).await?;
     let url = api.runtime.port_forward(&sandbox.id).await?;
+    if tunnel::wanted(request.headers()) {
+        return Ok(tunnel::serve(request, url).await);
+    }
     splice(&url, request).await
 }
 

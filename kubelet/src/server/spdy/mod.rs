@@ -48,10 +48,20 @@ pub enum Error {
 /// Upgrades the HTTP/1.1 connection `sender` speaks on to SPDY/3.1 for `target`, with
 /// the stream protocol `protocol`; the server must choose it.
 pub async fn upgrade(
-    mut sender: SendRequest<Body>,
+    sender: SendRequest<Body>,
     target: &Uri,
     protocol: &'static str,
 ) -> Result<Session<TokioIo<Upgraded>>, Error> {
+    Session::new(upgrade_connection(sender, target, protocol).await?)
+}
+
+/// As [`upgrade`], but the connection is left as it is, for a caller that has its
+/// own SPDY client on the other end (a tunnel).
+pub async fn upgrade_connection(
+    mut sender: SendRequest<Body>,
+    target: &Uri,
+    protocol: &'static str,
+) -> Result<TokioIo<Upgraded>, Error> {
     let authority = target.authority().map(|a| a.as_str()).unwrap_or_default();
     let request = http::Request::post(target.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header(header::HOST, authority)
@@ -71,5 +81,5 @@ pub async fn upgrade(
         return Err(Error::Protocol { offered: protocol, chosen: chosen.to_owned() });
     }
     let upgraded = hyper::upgrade::on(&mut response).await.map_err(|e| Error::Upgrade(e.to_string()))?;
-    Session::new(TokioIo::new(upgraded))
+    Ok(TokioIo::new(upgraded))
 }
