@@ -776,5 +776,58 @@ fn probes_decide_when_containers_are_started_ready_and_alive() {
     let described = kubectl.ok(&["describe", "pod", "gated"]);
     assert!(described.contains("Readiness probe failed:"), "{described}");
 
+    // A sidecar (restartable init container) starts before the init containers after
+    // it (once its startup probe succeeds), is restarted whatever the pod's policy,
+    // runs beside the pod's container and is stopped when that one is done.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "sided"}},
+            "spec": {{"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+              "volumes": [{{"name": "shared", "emptyDir": {{}}}}],
+              "initContainers": [
+                {{"name": "helper", "image": "{BUSYBOX}", "restartPolicy": "Always",
+                  "command": ["sh", "-c", "echo up >> /shared/starts; touch /shared/ready; sleep 3; exit 1"],
+                  "startupProbe": {{"exec": {{"command": ["test", "-f", "/shared/ready"]}}, "periodSeconds": 1}},
+                  "volumeMounts": [{{"name": "shared", "mountPath": "/shared"}}]}},
+                {{"name": "after", "image": "{BUSYBOX}", "command": ["sh", "-c", "cp /shared/ready /shared/seen"],
+                  "volumeMounts": [{{"name": "shared", "mountPath": "/shared"}}]}}],
+              "containers": [
+                {{"name": "main", "image": "{BUSYBOX}",
+                  "command": ["sh", "-c", "test -f /shared/seen && until [ $(wc -l < /shared/starts) -ge 2 ]; do sleep 0.2; done; echo sidecar restarted"],
+                  "volumeMounts": [{{"name": "shared", "mountPath": "/shared"}}]}}]}}}}"#
+    ));
+    let sided = kubectl.wait_for("sided", "Succeeded with its sidecar stopped", |p| {
+        phase(p) == "Succeeded"
+            && p.status
+                .as_ref()
+                .and_then(|s| s.init_container_statuses.as_ref())
+                .is_some_and(|statuses| {
+                    statuses
+                        .iter()
+                        .all(|s| s.state.as_ref().is_some_and(|st| st.terminated.is_some()))
+                })
+    });
+    assert_eq!(kubectl.ok(&["logs", "sided"]), "sidecar restarted\n");
+    let statuses = sided
+        .status
+        .and_then(|s| s.init_container_statuses)
+        .expect("init container statuses");
+    let helper = statuses
+        .iter()
+        .find(|s| s.name == "helper")
+        .expect("the sidecar's status");
+    assert!(helper.restart_count >= 1, "{helper:?}");
+    let after = statuses
+        .iter()
+        .find(|s| s.name == "after")
+        .expect("the init container's status");
+    assert_eq!(
+        after
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code),
+        Some(0)
+    );
+
     kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
 }

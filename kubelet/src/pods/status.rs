@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 
 use super::probes::Verdicts;
+use super::sync::is_sidecar;
 
 /// Why a container is not running, when the kubelet knows better than the runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,17 +179,24 @@ pub fn phase(pod: &Pod, init_done: bool, init_failed: bool, containers: &[Observ
 /// The pod's conditions: what the kubelet owns, with transition times kept from the
 /// previous status while a condition's value stands; others (PodScheduled,
 /// DisruptionTarget, readiness gates' types) are kept as they are.
-pub fn conditions(pod: &Pod, now: &str, sandbox_ready: bool, init_done: bool, containers: &[Observed]) -> Vec<Value> {
+pub fn conditions(
+    pod: &Pod,
+    now: &str,
+    sandbox_ready: bool,
+    init_done: bool,
+    init: &[Observed],
+    containers: &[Observed],
+) -> Vec<Value> {
     let previous = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-    let all_ready = init_done && !containers.is_empty() && containers.iter().all(Observed::ready);
-    let not_ready: Vec<&str> = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .zip(containers)
-        .filter(|(_, c)| !c.ready())
-        .map(|(spec, _)| spec.name.as_str())
+    // Sidecars (restartable init containers) count for readiness like containers.
+    let spec = pod.spec.clone().unwrap_or_default();
+    let sidecars = spec.init_containers.iter().flatten().zip(init).filter(|(c, _)| is_sidecar(c));
+    let counted: Vec<(&str, &Observed)> = sidecars
+        .chain(spec.containers.iter().zip(containers))
+        .map(|(c, observed)| (c.name.as_str(), observed))
         .collect();
+    let all_ready = init_done && !containers.is_empty() && counted.iter().all(|(_, c)| c.ready());
+    let not_ready: Vec<&str> = counted.iter().filter(|(_, c)| !c.ready()).map(|(name, _)| *name).collect();
     let unready_message = format!("containers with unready status: [{}]", not_ready.join(" "));
     let ours = [
         ("PodReadyToStartContainers", sandbox_ready, None),
@@ -284,7 +292,7 @@ mod tests {
         let status = container_status(&container, &observed, "containerd");
         assert_eq!((status["started"].clone(), status["ready"].clone()), (json!(false), json!(false)));
         let pod = pod("Always");
-        let conditions = conditions(&pod, "2026-11-24T00:00:00Z", true, true, &[observed]);
+        let conditions = conditions(&pod, "2026-11-24T00:00:00Z", true, true, &[], &[observed]);
         let ready = conditions.iter().find(|c| c["type"] == "Ready").unwrap();
         assert_eq!(ready["status"], "False");
         assert_eq!(ready["message"], "containers with unready status: [a]");

@@ -3,7 +3,7 @@
 //! policy says with upstream's back-off), then report the pod's status. Terminating
 //! pods are stopped within their grace period and their API objects deleted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub struct PodState {
     failed_pulls: HashMap<String, String>,
     /// The status last written, so an unchanged one is not written again.
     last_status: Option<Value>,
+    /// Sidecars that have started once: the init containers after them may run.
+    sidecars_started: HashSet<String>,
 }
 
 /// What the runtime runs for one pod.
@@ -95,6 +97,11 @@ fn reference(pod: &Pod, field: Option<String>) -> ObjectReference {
     }
 }
 
+/// A restartable init container (`restartPolicy: Always`), upstream's sidecar.
+pub fn is_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
 fn now() -> String {
     Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -106,9 +113,14 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
         // A finished pod keeps its exited containers (for logs) but nothing runs.
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         ctx.prober.retain_pods(|other| other != uid);
+        let running = view.containers.iter().any(|c| c.state == cri::ContainerState::ContainerRunning as i32);
         stop_running(ctx, pod, &view, 0).await;
         for sandbox in view.sandboxes.iter().filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32) {
             ctx.runtime.stop_sandbox(&sandbox.id).await?;
+        }
+        if running {
+            // What was still running (sidecars) shows as terminated.
+            report_finished(ctx, pod, &view, state).await?;
         }
         return Ok(());
     }
@@ -192,8 +204,30 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
     let mut init_done = true;
     let mut init_failed = false;
     let mut init_observed = Vec::new();
+    let pod_ip = pod_ips.first().map(String::as_str);
     for container in spec.init_containers.iter().flatten() {
         let mut observed = run.observe(container).await?;
+        if is_sidecar(container) {
+            // A sidecar (restartable init container) keeps running beside the pod's
+            // containers and is restarted whenever it exits; the containers after it
+            // wait until it has started (its startup probe, if any, succeeded).
+            if observed.current.is_none() && init_done {
+                run.start(container, 0, &mut observed, state).await;
+            } else if observed.current.is_some() {
+                run.probe(container, &mut observed, pod_ip).await?;
+                if observed.exited().is_some() {
+                    run.restart(container, &mut observed, state).await;
+                }
+                if observed.running() && observed.probes.started {
+                    state.sidecars_started.insert(container.name.clone());
+                }
+            } else {
+                observed.waiting.get_or_insert_with(|| Waiting::new("PodInitializing", None));
+            }
+            init_done &= state.sidecars_started.contains(&container.name);
+            init_observed.push(observed);
+            continue;
+        }
         if init_done {
             if observed.current.is_none() {
                 run.start(container, 0, &mut observed, state).await;
@@ -212,7 +246,7 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
             } else {
                 init_done = false;
             }
-        } else {
+        } else if observed.current.is_none() {
             observed.waiting.get_or_insert_with(|| Waiting::new("PodInitializing", None));
         }
         init_observed.push(observed);
@@ -221,26 +255,10 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
     let mut observed_all = Vec::new();
     for container in &spec.containers {
         let mut observed = run.observe(container).await?;
-        match observed.current.as_ref().filter(|_| init_done && observed.running()) {
-            Some(current) => {
-                let target = Target {
-                    pod,
-                    container,
-                    status: current,
-                    pod_ip: pod_ips.first().map(String::as_str),
-                    reference: run.field(container),
-                };
-                let verdicts = ctx.prober.watch(target);
-                match verdicts.failed {
-                    Some(kind) => {
-                        let id = current.id.clone();
-                        run.kill_unhealthy(container, &id, kind).await;
-                        observed = run.observe(container).await?;
-                    }
-                    None => observed.probes = verdicts,
-                }
-            }
-            None => ctx.prober.stop(identity.uid, &container.name),
+        if init_done {
+            run.probe(container, &mut observed, pod_ip).await?;
+        } else {
+            ctx.prober.stop(identity.uid, &container.name);
         }
         if !init_done {
             if observed.current.is_none() {
@@ -259,6 +277,27 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
     let progress =
         Progress { sandbox_ready: true, init_done, init_failed, sandbox_created: Some(sandbox_status.created_at) };
     write_status(ctx, pod, state, progress, &init_observed, &observed_all, &pod_ips).await
+}
+
+/// Writes the containers' final states of a finished pod; its phase stands.
+async fn report_finished(ctx: &Context, pod: &Pod, view: &RuntimeView, state: &mut PodState) -> Result<(), Error> {
+    let Some(sandbox) = view.sandboxes.iter().max_by_key(|s| s.created_at) else { return Ok(()) };
+    let spec = pod.spec.clone().unwrap_or_default();
+    let sandbox_config = spec::sandbox_config(&ctx.layout, pod, 0);
+    let addresses = Addresses { host_ip: &ctx.node_ip, pod_ips: &[] };
+    let run = Runner { ctx, pod, view, sandbox_id: &sandbox.id, sandbox_config: &sandbox_config, addresses };
+    let mut init = Vec::new();
+    for container in spec.init_containers.iter().flatten() {
+        init.push(run.observe(container).await?);
+    }
+    let mut containers = Vec::new();
+    for container in &spec.containers {
+        containers.push(run.observe(container).await?);
+    }
+    let pod_ips: Vec<String> =
+        pod.status.iter().flat_map(|s| s.pod_ips.iter().flatten()).map(|p| p.ip.clone()).collect();
+    let progress = Progress { sandbox_ready: false, init_done: true, init_failed: false, sandbox_created: None };
+    write_status(ctx, pod, state, progress, &init, &containers, &pod_ips).await
 }
 
 /// Starts and restarts one pod's containers in its sandbox.
@@ -328,6 +367,27 @@ impl Runner<'_> {
         } else {
             observed.current = previous;
         }
+    }
+
+    /// Runs the probes of a running container and records their verdicts; a
+    /// container that failed its liveness or startup probe is killed and observed
+    /// again. Probes of a container that is not running are stopped.
+    async fn probe(&self, container: &Container, observed: &mut Observed, pod_ip: Option<&str>) -> Result<(), Error> {
+        let Some(current) = observed.current.as_ref().filter(|_| observed.running()) else {
+            self.ctx.prober.stop(PodRef::of(self.pod).uid, &container.name);
+            return Ok(());
+        };
+        let target = Target { pod: self.pod, container, status: current, pod_ip, reference: self.field(container) };
+        let verdicts = self.ctx.prober.watch(target);
+        match verdicts.failed {
+            Some(kind) => {
+                let id = current.id.clone();
+                self.kill_unhealthy(container, &id, kind).await;
+                *observed = self.observe(container).await?;
+            }
+            None => observed.probes = verdicts,
+        }
+        Ok(())
     }
 
     /// Kills a container whose liveness or startup probe failed; the restart policy
@@ -454,8 +514,13 @@ async fn write_status(
 ) -> Result<(), Error> {
     let spec = pod.spec.clone().unwrap_or_default();
     let now = now();
-    let phase = status::phase(pod, progress.init_done, progress.init_failed, containers);
-    let conditions = status::conditions(pod, &now, progress.sandbox_ready, progress.init_done, containers);
+    // A finished pod stays finished, whatever its containers look like now.
+    let previous = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let phase = match previous {
+        Some(done @ ("Succeeded" | "Failed")) => done,
+        _ => status::phase(pod, progress.init_done, progress.init_failed, containers),
+    };
+    let conditions = status::conditions(pod, &now, progress.sandbox_ready, progress.init_done, init, containers);
     let container_statuses: Vec<Value> = spec
         .containers
         .iter()
@@ -475,7 +540,14 @@ async fn write_status(
             .iter()
             .flatten()
             .zip(init)
-            .map(|(c, o)| status::container_status(c, o, &ctx.runtime_name))
+            .map(|(c, o)| {
+                let mut entry = status::container_status(c, o, &ctx.runtime_name);
+                if !is_sidecar(c) {
+                    // An init container is ready once it has completed, as upstream's.
+                    entry["ready"] = json!(o.exited().is_some_and(|e| e.exit_code == 0) && o.waiting.is_none());
+                }
+                entry
+            })
             .collect();
         body["initContainerStatuses"] = json!(init_statuses);
     }
@@ -512,19 +584,40 @@ async fn write_status(
 
 /// Stops what still runs of a pod, each container given `grace_seconds`.
 async fn stop_running(ctx: &Context, pod: &Pod, view: &RuntimeView, grace_seconds: i64) {
-    let running = view.containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32);
-    let stops = running.map(|c| async move {
-        let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
-        if grace_seconds > 0 {
-            let field =
-                ObjectReference { field_path: Some(format!("spec.containers{{{name}}}")), ..reference(pod, None) };
-            ctx.events.normal(&field, "Killing", format!("Stopping container {name}")).await;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let sidecars: Vec<&str> =
+        spec.init_containers.iter().flatten().filter(|c| is_sidecar(c)).map(|c| c.name.as_str()).collect();
+    let name_of = |c: &cri::Container| c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+    let running: Vec<&cri::Container> =
+        view.containers.iter().filter(|c| c.state == cri::ContainerState::ContainerRunning as i32).collect();
+    let stop = |c: &cri::Container, list: &'static str| {
+        let name = name_of(c);
+        let id = c.id.clone();
+        async move {
+            if grace_seconds > 0 {
+                let field =
+                    ObjectReference { field_path: Some(format!("spec.{list}{{{name}}}")), ..reference(pod, None) };
+                ctx.events.normal(&field, "Killing", format!("Stopping container {name}")).await;
+            }
+            if let Err(e) = ctx.runtime.stop_container(&id, grace_seconds).await {
+                tracing::warn!(error = %e, container = %id, "stopping a container");
+            }
         }
-        if let Err(e) = ctx.runtime.stop_container(&c.id, grace_seconds).await {
-            tracing::warn!(error = %e, container = %c.id, "stopping a container");
+    };
+    // The pod's containers (and a running init container) first, all at once; then
+    // the sidecars, last started first, as upstream's kubelet stops them.
+    let (sidecar_containers, others): (Vec<&cri::Container>, Vec<&cri::Container>) =
+        running.into_iter().partition(|c| sidecars.contains(&name_of(c).as_str()));
+    let list_of = |c: &cri::Container| {
+        let name = name_of(c);
+        if spec.containers.iter().any(|s| s.name == name) { "containers" } else { "initContainers" }
+    };
+    futures::future::join_all(others.into_iter().map(|c| stop(c, list_of(c)))).await;
+    for name in sidecars.iter().rev() {
+        for c in sidecar_containers.iter().filter(|c| name_of(c) == *name) {
+            stop(c, "initContainers").await;
         }
-    });
-    futures::future::join_all(stops).await;
+    }
 }
 
 /// Stops a deleted pod within its grace period, removes what the runtime and the node
