@@ -22,7 +22,8 @@
 //!   ConfigMap in every namespace.
 //!
 //! [`run`] starts the chosen ones and runs until one fails. [`events`] is the
-//! events.k8s.io recorder they share (the scheduler records with it too).
+//! events.k8s.io recorder they share (the scheduler records with it too), and
+//! [`placement`] the node affinity and taint rules (the scheduler filters with them).
 
 pub mod certificate_signer;
 pub mod cronjob;
@@ -35,8 +36,10 @@ pub mod garbage_collector;
 pub mod job;
 pub mod namespace_defaults;
 mod owners;
+pub mod placement;
 mod pods;
 pub mod replicaset;
+mod revisions;
 pub mod statefulset;
 pub mod ttl_after_finished;
 
