@@ -6,6 +6,9 @@
 //!   readiness in its status.
 //! - [`statefulset`]: pods with stable identities and claims, ordered or parallel,
 //!   rolled out by ControllerRevisions in reverse ordinal order.
+//! - [`daemonset`]: one pod on every node that should run it (node selector, required
+//!   node affinity, taints), pinned to it by name for the scheduler, rolled out by
+//!   ControllerRevisions within `maxUnavailable` or `maxSurge`.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
 //! - [`disruption`]: keeps PodDisruptionBudgets' status (healthy, wanted and allowed
@@ -27,6 +30,7 @@
 
 pub mod certificate_signer;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -59,6 +63,7 @@ pub enum Controller {
     Deployment,
     ReplicaSet,
     StatefulSet,
+    DaemonSet,
     EndpointSlice,
     Endpoint,
     GarbageCollector,
@@ -72,10 +77,11 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 13] = [
+    pub const ALL: [Controller; 14] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::StatefulSet,
+        Controller::DaemonSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
@@ -93,6 +99,7 @@ impl Controller {
             Controller::Deployment => "deployment",
             Controller::ReplicaSet => "replicaset",
             Controller::StatefulSet => "statefulset",
+            Controller::DaemonSet => "daemonset",
             Controller::EndpointSlice => "endpointslice",
             Controller::Endpoint => "endpoint",
             Controller::ServiceAccount => "serviceaccount",
@@ -151,6 +158,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             Controller::Deployment => deployment::run(client).boxed(),
             Controller::ReplicaSet => replicaset::run(client).boxed(),
             Controller::StatefulSet => statefulset::run(client).boxed(),
+            Controller::DaemonSet => daemonset::run(client).boxed(),
             Controller::EndpointSlice => endpoints::run_slices(client).boxed(),
             Controller::Endpoint => endpoints::run_endpoints(client).boxed(),
             Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
@@ -238,7 +246,8 @@ mod tests {
                 "-garbagecollector",
                 "-disruption",
                 "-job",
-                "-cronjob"
+                "-cronjob",
+                "-daemonset"
             ])
             .unwrap(),
             [
@@ -254,8 +263,8 @@ mod tests {
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, endpointslice, endpoint, \
-             garbagecollector, disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, \
+            "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, daemonset, endpointslice, \
+             endpoint, garbagecollector, disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, \
              root-ca-cert-publisher"
         );
     }

@@ -22,8 +22,8 @@ pub struct Args {
 pub struct Selection {
     /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
     /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
-    /// statefulset, endpointslice, endpoint, garbagecollector, disruption, job, cronjob,
-    /// ttl-after-finished, csrsigning, serviceaccount, root-ca-cert-publisher.
+    /// statefulset, daemonset, endpointslice, endpoint, garbagecollector, disruption, job,
+    /// cronjob, ttl-after-finished, csrsigning, serviceaccount, root-ca-cert-publisher.
     #[arg(long, default_value = "*", value_delimiter = ',')]
     controllers: Vec<String>,
     /// CA bundle (PEM) published as `kube-root-ca.crt` in every namespace (default: the
