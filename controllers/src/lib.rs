@@ -17,6 +17,8 @@
 //!   programs) and as v1 Endpoints.
 //! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
 //!   foreground and orphan deletion.
+//! - [`pod_gc`]: force-deletes pods no kubelet will finish (their node gone, never
+//!   scheduled, on an out-of-service node) and finished pods beyond a threshold.
 //! - [`job`]: runs a Job's pods to completion (parallelism, completions, indexes,
 //!   backoff limit, deadline, suspension) and tracks them with finalizers.
 //! - [`cronjob`]: creates a CronJob's Jobs on its schedule and keeps their history.
@@ -41,6 +43,7 @@ pub mod job;
 pub mod namespace_defaults;
 mod owners;
 pub mod placement;
+pub mod pod_gc;
 mod pods;
 pub mod replicaset;
 mod revisions;
@@ -67,6 +70,7 @@ pub enum Controller {
     EndpointSlice,
     Endpoint,
     GarbageCollector,
+    PodGc,
     Disruption,
     ServiceAccount,
     RootCaCertPublisher,
@@ -77,7 +81,7 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 14] = [
+    pub const ALL: [Controller; 15] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::StatefulSet,
@@ -85,6 +89,7 @@ impl Controller {
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
+        Controller::PodGc,
         Controller::Disruption,
         Controller::Job,
         Controller::CronJob,
@@ -105,6 +110,7 @@ impl Controller {
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
             Controller::GarbageCollector => "garbagecollector",
+            Controller::PodGc => "podgc",
             Controller::Disruption => "disruption",
             Controller::Job => "job",
             Controller::CronJob => "cronjob",
@@ -139,12 +145,14 @@ pub struct Options {
     pub root_ca: Option<String>,
     /// The CA `csrsigning` issues certificates with; without one it does not run.
     pub signing: Option<certificate_signer::SigningCa>,
+    /// How `podgc` runs.
+    pub pod_gc: pod_gc::Settings,
 }
 
 impl Options {
-    /// Every controller.
+    /// Every controller, `podgc` with upstream's settings.
     pub fn all(root_ca: Option<String>, signing: Option<certificate_signer::SigningCa>) -> Options {
-        Options { controllers: Controller::ALL.to_vec(), root_ca, signing }
+        Options { controllers: Controller::ALL.to_vec(), root_ca, signing, pod_gc: pod_gc::Settings::default() }
     }
 }
 
@@ -167,6 +175,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
             Controller::GarbageCollector => garbage_collector::run(client).boxed(),
+            Controller::PodGc => pod_gc::run(client, options.pod_gc.clone()).boxed(),
             Controller::Disruption => disruption::run(client).boxed(),
             Controller::Job => job::run(client).boxed(),
             Controller::CronJob => cronjob::run(client).boxed(),
@@ -247,7 +256,8 @@ mod tests {
                 "-disruption",
                 "-job",
                 "-cronjob",
-                "-daemonset"
+                "-daemonset",
+                "-podgc"
             ])
             .unwrap(),
             [
@@ -264,8 +274,8 @@ mod tests {
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
             "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, daemonset, endpointslice, \
-             endpoint, garbagecollector, disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, \
-             root-ca-cert-publisher"
+             endpoint, garbagecollector, podgc, disruption, job, cronjob, ttl-after-finished, csrsigning, \
+             serviceaccount, root-ca-cert-publisher"
         );
     }
 }
