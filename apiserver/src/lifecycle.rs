@@ -37,6 +37,10 @@ pub fn prepare_create(resource: &Resource, obj: &mut Value) {
     if tracks_generation(resource) {
         meta.insert("generation".into(), json!(1));
     }
+    if is_daemon_set(resource) {
+        let given = template_generation(obj).filter(|g| *g >= 1).unwrap_or(1);
+        set_template_generation(obj, given);
+    }
     if !resource.has_subresource("status") {
         return;
     }
@@ -96,6 +100,33 @@ pub fn prepare_update(resource: &Resource, new: &mut Value, old: &Value) {
     if tracks_generation(resource) && spec_changed(resource, new, old) {
         let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
         objects::meta_mut(new).insert("generation".into(), json!(generation));
+    }
+    if is_daemon_set(resource) {
+        // As upstream's strategy: only a new template moves the template generation.
+        let mut generation = template_generation(old).unwrap_or(1);
+        if new.pointer("/spec/template") != old.pointer("/spec/template") {
+            generation += 1;
+        }
+        set_template_generation(new, generation);
+    }
+}
+
+/// The annotation apps/v1 DaemonSets carry their template generation in (upstream's
+/// internal `spec.templateGeneration`), which the controller labels pods with.
+const TEMPLATE_GENERATION: &str = "deprecated.daemonset.template.generation";
+
+fn is_daemon_set(resource: &Resource) -> bool {
+    resource.group == "apps" && resource.kind == "DaemonSet"
+}
+
+fn template_generation(obj: &Value) -> Option<i64> {
+    obj.pointer("/metadata/annotations")?.get(TEMPLATE_GENERATION)?.as_str()?.parse().ok()
+}
+
+fn set_template_generation(obj: &mut Value, generation: i64) {
+    let annotations = objects::meta_mut(obj).entry("annotations").or_insert_with(|| json!({}));
+    if let Some(map) = annotations.as_object_mut() {
+        map.insert(TEMPLATE_GENERATION.into(), json!(generation.to_string()));
     }
 }
 
@@ -196,6 +227,24 @@ fn qos_class(spec: &Value) -> &'static str {
 mod tests {
     use super::*;
     use waggle_apimachinery::registry::find;
+
+    #[test]
+    fn daemon_sets_count_template_generations() {
+        let sets = find("apps", "v1", "daemonsets").unwrap();
+        let generation = |obj: &Value| obj["metadata"]["annotations"][TEMPLATE_GENERATION].clone();
+        let mut old = json!({"metadata": {"name": "ds"}, "spec": {"template": {"spec": {"containers": []}}}});
+        prepare_create(sets, &mut old);
+        assert_eq!(generation(&old), "1");
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["annotations"][TEMPLATE_GENERATION] = json!("7");
+        relabelled["spec"]["minReadySeconds"] = json!(5);
+        prepare_update(sets, &mut relabelled, &old);
+        assert_eq!(generation(&relabelled), "1");
+        let mut changed = old.clone();
+        changed["spec"]["template"]["metadata"] = json!({"labels": {"a": "b"}});
+        prepare_update(sets, &mut changed, &old);
+        assert_eq!(generation(&changed), "2");
+    }
 
     #[test]
     fn generation_bumps_on_spec_change_only() {

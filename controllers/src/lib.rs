@@ -6,6 +6,9 @@
 //!   readiness in its status.
 //! - [`statefulset`]: pods with stable identities and claims, ordered or parallel,
 //!   rolled out by ControllerRevisions in reverse ordinal order.
+//! - [`daemonset`]: one pod on every node that should run it (node selector, required
+//!   node affinity, taints), pinned to it by name for the scheduler, rolled out by
+//!   ControllerRevisions within `maxUnavailable` or `maxSurge`.
 //! - [`deployment`]: rolls a Deployment's template out through ReplicaSets (revisions,
 //!   rolling update and recreate, pause, history limit) and reports progress.
 //! - [`disruption`]: keeps PodDisruptionBudgets' status (healthy, wanted and allowed
@@ -14,6 +17,8 @@
 //!   programs) and as v1 Endpoints.
 //! - [`garbage_collector`]: deletes objects whose owners are gone, and carries out
 //!   foreground and orphan deletion.
+//! - [`pod_gc`]: force-deletes pods no kubelet will finish (their node gone, never
+//!   scheduled, on an out-of-service node) and finished pods beyond a threshold.
 //! - [`job`]: runs a Job's pods to completion (parallelism, completions, indexes,
 //!   backoff limit, deadline, suspension) and tracks them with finalizers.
 //! - [`cronjob`]: creates a CronJob's Jobs on its schedule and keeps their history.
@@ -22,10 +27,12 @@
 //!   ConfigMap in every namespace.
 //!
 //! [`run`] starts the chosen ones and runs until one fails. [`events`] is the
-//! events.k8s.io recorder they share (the scheduler records with it too).
+//! events.k8s.io recorder they share (the scheduler records with it too), and
+//! [`placement`] the node affinity and taint rules (the scheduler filters with them).
 
 pub mod certificate_signer;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
@@ -35,8 +42,11 @@ pub mod garbage_collector;
 pub mod job;
 pub mod namespace_defaults;
 mod owners;
+pub mod placement;
+pub mod pod_gc;
 mod pods;
 pub mod replicaset;
+mod revisions;
 pub mod statefulset;
 pub mod ttl_after_finished;
 
@@ -56,9 +66,11 @@ pub enum Controller {
     Deployment,
     ReplicaSet,
     StatefulSet,
+    DaemonSet,
     EndpointSlice,
     Endpoint,
     GarbageCollector,
+    PodGc,
     Disruption,
     ServiceAccount,
     RootCaCertPublisher,
@@ -69,13 +81,15 @@ pub enum Controller {
 }
 
 impl Controller {
-    pub const ALL: [Controller; 13] = [
+    pub const ALL: [Controller; 15] = [
         Controller::Deployment,
         Controller::ReplicaSet,
         Controller::StatefulSet,
+        Controller::DaemonSet,
         Controller::EndpointSlice,
         Controller::Endpoint,
         Controller::GarbageCollector,
+        Controller::PodGc,
         Controller::Disruption,
         Controller::Job,
         Controller::CronJob,
@@ -90,11 +104,13 @@ impl Controller {
             Controller::Deployment => "deployment",
             Controller::ReplicaSet => "replicaset",
             Controller::StatefulSet => "statefulset",
+            Controller::DaemonSet => "daemonset",
             Controller::EndpointSlice => "endpointslice",
             Controller::Endpoint => "endpoint",
             Controller::ServiceAccount => "serviceaccount",
             Controller::RootCaCertPublisher => "root-ca-cert-publisher",
             Controller::GarbageCollector => "garbagecollector",
+            Controller::PodGc => "podgc",
             Controller::Disruption => "disruption",
             Controller::Job => "job",
             Controller::CronJob => "cronjob",
@@ -129,12 +145,14 @@ pub struct Options {
     pub root_ca: Option<String>,
     /// The CA `csrsigning` issues certificates with; without one it does not run.
     pub signing: Option<certificate_signer::SigningCa>,
+    /// How `podgc` runs.
+    pub pod_gc: pod_gc::Settings,
 }
 
 impl Options {
-    /// Every controller.
+    /// Every controller, `podgc` with upstream's settings.
     pub fn all(root_ca: Option<String>, signing: Option<certificate_signer::SigningCa>) -> Options {
-        Options { controllers: Controller::ALL.to_vec(), root_ca, signing }
+        Options { controllers: Controller::ALL.to_vec(), root_ca, signing, pod_gc: pod_gc::Settings::default() }
     }
 }
 
@@ -148,6 +166,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
             Controller::Deployment => deployment::run(client).boxed(),
             Controller::ReplicaSet => replicaset::run(client).boxed(),
             Controller::StatefulSet => statefulset::run(client).boxed(),
+            Controller::DaemonSet => daemonset::run(client).boxed(),
             Controller::EndpointSlice => endpoints::run_slices(client).boxed(),
             Controller::Endpoint => endpoints::run_endpoints(client).boxed(),
             Controller::ServiceAccount => namespace_defaults::run_service_accounts(client).boxed(),
@@ -156,6 +175,7 @@ pub async fn run(client: Client, options: Options) -> Result<(), Error> {
                 namespace_defaults::run_root_ca_publisher(client, ca).boxed()
             }
             Controller::GarbageCollector => garbage_collector::run(client).boxed(),
+            Controller::PodGc => pod_gc::run(client, options.pod_gc.clone()).boxed(),
             Controller::Disruption => disruption::run(client).boxed(),
             Controller::Job => job::run(client).boxed(),
             Controller::CronJob => cronjob::run(client).boxed(),
@@ -235,7 +255,9 @@ mod tests {
                 "-garbagecollector",
                 "-disruption",
                 "-job",
-                "-cronjob"
+                "-cronjob",
+                "-daemonset",
+                "-podgc"
             ])
             .unwrap(),
             [
@@ -251,9 +273,9 @@ mod tests {
         assert_eq!(select(&[""]).unwrap(), []);
         assert_eq!(
             select(&["deploy"]).unwrap_err(),
-            "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, endpointslice, endpoint, \
-             garbagecollector, disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount, \
-             root-ca-cert-publisher"
+            "unknown controller \"deploy\"; known: deployment, replicaset, statefulset, daemonset, endpointslice, \
+             endpoint, garbagecollector, podgc, disruption, job, cronjob, ttl-after-finished, csrsigning, \
+             serviceaccount, root-ca-cert-publisher"
         );
     }
 }

@@ -2,9 +2,9 @@
 //! on a node. A node that fails one is not tried against the rest, and the reasons it
 //! gives are what `0/3 nodes are available: ...` counts.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+use waggle_controllers::placement;
+pub use waggle_controllers::placement::{term_matches, tolerates};
 
 use crate::resources::{NodeInfo, PodInfo};
 
@@ -44,7 +44,7 @@ fn tolerations(pod: &Pod) -> &[Toleration] {
 }
 
 fn taints(node: &Node) -> &[Taint] {
-    node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default()
+    placement::taints(node)
 }
 
 /// A cordoned node (`spec.unschedulable`) takes only pods that tolerate
@@ -68,27 +68,10 @@ pub fn node_name(pod: &Pod, node: &Node) -> Result<(), Rejection> {
     }
 }
 
-/// Whether `toleration` tolerates `taint` (`ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect || !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
-        "Exists" => true,
-        _ => false,
-    }
-}
-
 /// The node's first `NoSchedule` or `NoExecute` taint the pod does not tolerate.
 pub fn taint_toleration(pod: &Pod, node: &Node) -> Result<(), Rejection> {
-    let tolerations = tolerations(pod);
-    let untolerated = taints(node)
-        .iter()
-        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .find(|taint| !tolerations.iter().any(|t| tolerates(t, taint)));
+    let untolerated =
+        placement::untolerated(taints(node), tolerations(pod), |t| t.effect == "NoSchedule" || t.effect == "NoExecute");
     match untolerated {
         Some(taint) => Err(Rejection::unresolvable(format!(
             "node(s) had untolerated taint {{{}: {}}}",
@@ -116,59 +99,7 @@ pub fn intolerable_preferred_taints(pod: &Pod, node: &Node) -> i64 {
 /// `spec.nodeSelector` and the required node affinity (`nodeSelectorTerms`, ORed).
 pub fn node_affinity(pod: &Pod, node: &Node) -> Result<(), Rejection> {
     let Some(spec) = pod.spec.as_ref() else { return Ok(()) };
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    if let Some(selector) = &spec.node_selector {
-        if selector.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return Err(Rejection::unresolvable(ERR_AFFINITY));
-        }
-    }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
-    if let Some(required) = required {
-        if !required.node_selector_terms.iter().any(|term| term_matches(term, node)) {
-            return Err(Rejection::unresolvable(ERR_AFFINITY));
-        }
-    }
-    Ok(())
-}
-
-/// A node selector term: every expression on the labels and every field requirement
-/// (`metadata.name` only) holds; an empty term matches nothing.
-pub fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    let mut node_fields = BTreeMap::new();
-    if let Some(name) = &node.metadata.name {
-        node_fields.insert("metadata.name".to_owned(), name.clone());
-    }
-    expressions.iter().all(|r| requirement_matches(r, &labels))
-        && fields.iter().all(|r| r.key == "metadata.name" && matches!(r.operator.as_str(), "In" | "NotIn"))
-        && fields.iter().all(|r| requirement_matches(r, &node_fields))
-}
-
-fn requirement_matches(requirement: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
-    let values = requirement.values.as_deref().unwrap_or_default();
-    let value = labels.get(&requirement.key);
-    let integer = |text: &str| text.parse::<i64>().ok();
-    match requirement.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(have), [want]) = (value.and_then(|v| integer(v)), values) else { return false };
-            let Some(want) = integer(want) else { return false };
-            if requirement.operator == "Gt" { have > want } else { have < want }
-        }
-        _ => false,
-    }
+    if placement::required_affinity_matches(spec, node) { Ok(()) } else { Err(Rejection::unresolvable(ERR_AFFINITY)) }
 }
 
 /// The sum of the weights of the preferred node affinity terms the node matches.

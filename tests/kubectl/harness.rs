@@ -8,7 +8,8 @@
 //!
 //! [`Cluster::start`] runs the API server alone, so each case sees exactly the objects
 //! it made; [`Cluster::with_controllers`] adds Waggle's controllers, as `waggle server`
-//! runs them, and [`Cluster::with_scheduler`] its scheduler.
+//! runs them, [`Cluster::with_scheduler`] its scheduler, and
+//! [`Cluster::with_controllers_and_scheduler`] both.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,12 +112,34 @@ impl Cluster {
     /// Starts a fresh server with every controller running against it.
     pub fn with_controllers() -> Cluster {
         let mut cluster = Cluster::start();
-        let ca = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.crt"))
+        cluster.run_controllers();
+        cluster
+    }
+
+    /// Starts a fresh server with Waggle's scheduler (`default-scheduler`) running
+    /// against it, and no controllers.
+    pub fn with_scheduler() -> Cluster {
+        let mut cluster = Cluster::start();
+        cluster.run_scheduler();
+        cluster
+    }
+
+    /// Starts a fresh server with every controller and the scheduler, as `waggle
+    /// server` runs them.
+    pub fn with_controllers_and_scheduler() -> Cluster {
+        let mut cluster = Cluster::start();
+        cluster.run_controllers();
+        cluster.run_scheduler();
+        cluster
+    }
+
+    fn run_controllers(&mut self) {
+        let ca = std::fs::read_to_string(self.dir.path().join("data/pki/ca.crt"))
             .expect("reading the cluster CA");
-        let key = std::fs::read_to_string(cluster.dir.path().join("data/pki/ca.key"))
+        let key = std::fs::read_to_string(self.dir.path().join("data/pki/ca.key"))
             .expect("reading the cluster CA's key");
-        let client = cluster.client();
-        let task = cluster.runtime.spawn(async move {
+        let client = self.client();
+        let task = self.runtime.spawn(async move {
             let client = client.await;
             let signing = waggle_controllers::certificate_signer::SigningCa {
                 cert_pem: ca.clone(),
@@ -128,23 +151,18 @@ impl Cluster {
                 eprintln!("controllers stopped: {error}");
             }
         });
-        cluster.controllers = Some(task);
-        cluster
+        self.controllers = Some(task);
     }
 
-    /// Starts a fresh server with Waggle's scheduler (`default-scheduler`) running
-    /// against it, and no controllers.
-    pub fn with_scheduler() -> Cluster {
-        let mut cluster = Cluster::start();
-        let client = cluster.client();
-        let task = cluster.runtime.spawn(async move {
+    fn run_scheduler(&mut self) {
+        let client = self.client();
+        let task = self.runtime.spawn(async move {
             let options = waggle_scheduler::Options::default();
             if let Err(error) = waggle_scheduler::run(client.await, options).await {
                 eprintln!("scheduler stopped: {error}");
             }
         });
-        cluster.scheduler = Some(task);
-        cluster
+        self.scheduler = Some(task);
     }
 
     /// A kube-rs client with the admin kubeconfig, once awaited (on the cluster's runtime).

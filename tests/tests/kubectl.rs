@@ -21,6 +21,8 @@ mod controllers;
 mod create;
 #[path = "kubectl_support/custom.rs"]
 mod custom;
+#[path = "kubectl_support/daemonsets.rs"]
+mod daemonsets;
 #[path = "kubectl_support/describe.rs"]
 mod describe;
 #[path = "kubectl_support/discovery.rs"]

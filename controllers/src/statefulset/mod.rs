@@ -26,11 +26,11 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 
 use self::plan::{Health, Revision, Slot, Step, Updates, Why};
 use crate::events::Events;
 use crate::owners::{self, Claim};
+use crate::revisions::Outcome;
 use crate::{Context, Error, pods};
 
 const NAME: &str = "statefulset-controller";
@@ -74,21 +74,20 @@ async fn reconcile(cached: Arc<StatefulSet>, context: Arc<Context>) -> Result<Ac
     let spec = set.spec.clone().unwrap_or_default();
     let mine = claim_pods(&set, &apis.pods).await?;
 
-    let mut history = claim_revisions(&set, &apis.revisions).await?;
+    let mut history = crate::revisions::claim(&set, &spec.selector, &apis.revisions).await?;
     history.sort_by_key(|r| r.revision);
     let update = match revisions::update_revision(&set, &mut history, &apis.revisions).await? {
-        revisions::Outcome::Revision(revision) => *revision,
-        revisions::Outcome::Collided(count) => {
+        Outcome::Revision(revision) => *revision,
+        Outcome::Collided(count) => {
             tracing::info!(set = %set.name_any(), count, "revision name collision");
-            let patch = json!({"status": {"collisionCount": count}});
-            sets.patch_status(&set.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            revisions::report_collision(&set, count, &sets).await?;
             return Ok(Action::requeue(Duration::from_millis(100)));
         }
     };
     let current_name = set.status.as_ref().and_then(|s| s.current_revision.clone());
     let current =
         history.iter().find(|r| Some(r.name_any()) == current_name).cloned().unwrap_or_else(|| update.clone());
-    let current_template = revisions::template_of(&current).unwrap_or_else(|| spec.template.clone());
+    let current_template = crate::revisions::template_of(&current).unwrap_or_else(|| spec.template.clone());
 
     let now = Timestamp::now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
@@ -108,7 +107,7 @@ async fn reconcile(cached: Arc<StatefulSet>, context: Arc<Context>) -> Result<Ac
     live.insert(counted.current_revision.clone());
     live.insert(counted.update_revision.clone());
     let limit = usize::try_from(spec.revision_history_limit.unwrap_or(10)).unwrap_or(0);
-    revisions::prune(&history, &live, limit, &apis.revisions).await?;
+    crate::revisions::prune(&history, &live, limit, &apis.revisions).await?;
 
     // A pod that is ready but not yet available for minReadySeconds needs a second look.
     let wait = mine.iter().filter_map(|p| pods::seconds_until_available(p, min_ready, now)).min();
@@ -143,37 +142,6 @@ async fn claim_pods(set: &StatefulSet, api: &Api<Pod>) -> Result<Vec<Pod>, Error
         };
         match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(patched) if owners::controller_of(&patched.metadata).is_some_and(|r| r.uid == uid) => mine.push(patched),
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(mine)
-}
-
-/// The set's ControllerRevisions, adopting matching orphans.
-async fn claim_revisions(set: &StatefulSet, api: &Api<ControllerRevision>) -> Result<Vec<ControllerRevision>, Error> {
-    let spec = set.spec.clone().unwrap_or_default();
-    let selector = owners::selector(set, &spec.selector)?;
-    let uid = set.uid().unwrap_or_default();
-    let deleting = set.metadata.deletion_timestamp.is_some();
-    let mut mine = Vec::new();
-    for revision in api.list(&ListParams::default()).await?.items {
-        let patch = match owners::claim(&uid, deleting, &selector, &revision.metadata) {
-            Claim::Owned => {
-                mine.push(revision);
-                continue;
-            }
-            Claim::Adopt => owners::adoption_patch(
-                &revision.metadata,
-                set.controller_owner_ref(&()).expect("a stored StatefulSet has a name and uid"),
-            ),
-            Claim::Release => owners::release_patch(&revision.metadata, &uid),
-            Claim::Ignore => continue,
-        };
-        let release = owners::controller_of(&revision.metadata).is_some();
-        match api.patch(&revision.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(patched) if !release => mine.push(patched),
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
             Err(error) => return Err(error.into()),

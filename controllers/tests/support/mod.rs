@@ -23,6 +23,15 @@ pub struct Bed {
 
 impl Bed {
     pub async fn start(controllers: &[Controller], kubelet: bool) -> Bed {
+        Bed::start_with(controllers, kubelet, waggle_controllers::pod_gc::Settings::default()).await
+    }
+
+    /// Like [`Bed::start`], with `podgc` running by `pod_gc`.
+    pub async fn start_with(
+        controllers: &[Controller],
+        kubelet: bool,
+        pod_gc: waggle_controllers::pod_gc::Settings,
+    ) -> Bed {
         // `RUST_LOG=waggle_controllers=debug` shows why reconciles fail.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -44,7 +53,7 @@ impl Bed {
             key_pem: std::fs::read_to_string(dir.path().join("pki/ca.key")).expect("the cluster CA's key"),
             duration: waggle_controllers::certificate_signer::DEFAULT_DURATION,
         };
-        let options = Options { controllers: controllers.to_vec(), root_ca: ca, signing: Some(signing) };
+        let options = Options { controllers: controllers.to_vec(), root_ca: ca, signing: Some(signing), pod_gc };
         let mut tasks = vec![tokio::spawn({
             let client = client.clone();
             async move {

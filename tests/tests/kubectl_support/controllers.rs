@@ -47,7 +47,7 @@ fn play_kubelet_as(c: &Cluster, stop: &AtomicBool, phase: &str, status: &str) {
 
 /// `rollout history` of `<kind>/web` lists `revisions` (REVISION CHANGE-CAUSE rows),
 /// and revision 2 is the template with image nginx:1.26.
-fn assert_two_revisions(c: &Cluster, kind: &str, revisions: &[&str]) {
+pub(crate) fn assert_two_revisions(c: &Cluster, kind: &str, revisions: &[&str]) {
     let history = c.ok(&["rollout", "history", &format!("{kind}/web")]);
     let mut expected = vec![
         format!("{kind}.apps/web"),
@@ -234,7 +234,7 @@ fn jobs(c: &Cluster) {
 }
 
 /// Runs `body` against `c` while a thread plays the kubelet: pods run, ready.
-fn with_kubelet(c: &Cluster, body: impl FnOnce(&Cluster)) {
+pub(crate) fn with_kubelet(c: &Cluster, body: impl FnOnce(&Cluster)) {
     let ready = r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#;
     with_kubelet_as(c, "Running", ready, body);
 }

@@ -22,8 +22,9 @@ pub struct Args {
 pub struct Selection {
     /// Controllers to run: `*` for all, a name to add one, `-name` to leave one out
     /// (e.g. `*,-deployment`); an empty list runs none. Names: deployment, replicaset,
-    /// statefulset, endpointslice, endpoint, garbagecollector, disruption, job, cronjob,
-    /// ttl-after-finished, csrsigning, serviceaccount, root-ca-cert-publisher.
+    /// statefulset, daemonset, endpointslice, endpoint, garbagecollector, podgc,
+    /// disruption, job, cronjob, ttl-after-finished, csrsigning, serviceaccount,
+    /// root-ca-cert-publisher.
     #[arg(long, default_value = "*", value_delimiter = ',')]
     controllers: Vec<String>,
     /// CA bundle (PEM) published as `kube-root-ca.crt` in every namespace (default: the
@@ -37,6 +38,10 @@ pub struct Selection {
     /// The private key (PEM) of `--cluster-signing-cert-file`.
     #[arg(long, requires = "cluster_signing_cert_file")]
     pub cluster_signing_key_file: Option<PathBuf>,
+    /// Finished pods (Succeeded or Failed) podgc keeps; beyond it deletes the evicted,
+    /// then the oldest. 0 keeps them all.
+    #[arg(long, default_value_t = waggle_controllers::pod_gc::DEFAULT_TERMINATED_POD_THRESHOLD)]
+    terminated_pod_gc_threshold: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -74,7 +79,11 @@ pub async fn run_with(config: kube::Config, selection: &Selection) -> anyhow::Re
         _ => None,
     };
     let client = kube::Client::try_from(config).context("building the API client")?;
-    let options = waggle_controllers::Options { controllers, root_ca, signing };
+    let pod_gc = waggle_controllers::pod_gc::Settings {
+        terminated_pod_threshold: selection.terminated_pod_gc_threshold,
+        ..Default::default()
+    };
+    let options = waggle_controllers::Options { controllers, root_ca, signing, pod_gc };
     waggle_controllers::run(client, options).await.context("controllers")
 }
 
