@@ -125,7 +125,9 @@ pub async fn play_kubelet(client: Client) {
                     _ => json!({"phase": "Succeeded"}),
                 };
                 let api = Api::<Pod>::namespaced(client.clone(), &pod.namespace().unwrap());
-                let patch = json!({"status": status});
+                // Only over the pod as listed: a test that changed its status meanwhile
+                // wins (the write fails with a conflict), as against a real kubelet.
+                let patch = json!({"metadata": {"resourceVersion": pod.resource_version()}, "status": status});
                 let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
             }
         }
