@@ -831,3 +831,127 @@ fn probes_decide_when_containers_are_started_ready_and_alive() {
 
     kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
 }
+
+#[test]
+fn workloads_run_by_kubelets_on_two_nodes_are_reached_through_their_service() {
+    let bed = TestBed::builder()
+        .nodes(2)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies: true,
+            kubelets: true,
+        },
+    );
+    let kubectl = Kubectl {
+        bed: &bed,
+        cluster: &cluster,
+    };
+    let serve = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+    // A Deployment through the controllers, the scheduler and the kubelets, ready as
+    // its readiness probe says.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "web"}},
+            "spec": {{"replicas": 3, "selector": {{"matchLabels": {{"app": "web"}}}},
+              "template": {{"metadata": {{"labels": {{"app": "web"}}}},
+                "spec": {{"terminationGracePeriodSeconds": 1,
+                  "containers": [{{"name": "httpd", "image": "{BUSYBOX}", "command": ["sh", "-c", {serve:?}],
+                    "ports": [{{"containerPort": 8080}}],
+                    "readinessProbe": {{"httpGet": {{"port": 8080, "path": "/index.html"}}, "periodSeconds": 1}}}}]}}}}}}}}"#
+    ));
+    let rolled = kubectl.run(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rolled.stdout).contains("successfully rolled out"));
+    kubectl.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+
+    // A DaemonSet puts one pod on each node.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {{"name": "agent"}},
+            "spec": {{"selector": {{"matchLabels": {{"app": "agent"}}}},
+              "template": {{"metadata": {{"labels": {{"app": "agent"}}}},
+                "spec": {{"terminationGracePeriodSeconds": 1,
+                  "containers": [{{"name": "agent", "image": "{BUSYBOX}",
+                    "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}}]}}}}}}}}"#
+    ));
+    let rolled = kubectl.run(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
+    assert!(
+        rolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
+    let nodes = kubectl.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=agent",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
+    let mut nodes: Vec<&str> = nodes.split(' ').collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node0", "node1"]);
+
+    // A client pod on node 0 reaches every backend through the Service's ClusterIP
+    // (its service-link variables), wherever the backend runs.
+    kubectl.apply(&format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "client"}},
+            "spec": {{"nodeName": "node0", "terminationGracePeriodSeconds": 1,
+              "containers": [{{"name": "main", "image": "{BUSYBOX}",
+                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}}]}}}}"#
+    ));
+    kubectl.wait_for("client", "Ready", ready);
+    let backends = kubectl.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let backends: std::collections::BTreeSet<&str> = backends.split(' ').collect();
+    assert_eq!(backends.len(), 3, "{backends:?}");
+    let placed = kubectl.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
+    eprintln!("web pods {backends:?} on {placed}");
+    let answers = kubectl.ok(&[
+        "exec",
+        "client",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 40); do printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $WEB_SERVICE_HOST $WEB_SERVICE_PORT | tail -n 1 || echo failed; done",
+    ]);
+    let seen: std::collections::BTreeSet<&str> = answers.lines().collect();
+    if seen != backends {
+        let ips = kubectl.ok(&["get", "pods", "-o", "wide"]);
+        let diag = kubectl.run(&["exec", "client", "--", "sh", "-c", "env | grep WEB; ip addr; ip route; cat /proc/self/cgroup; printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $WEB_SERVICE_HOST $WEB_SERVICE_PORT 2>&1"]);
+        panic!(
+            "answers: {answers}\n{ips}\n{}{}",
+            String::from_utf8_lossy(&diag.stdout),
+            String::from_utf8_lossy(&diag.stderr)
+        );
+    }
+
+    kubectl.ok(&["delete", "deployment", "web"]);
+    kubectl.ok(&["delete", "daemonset", "agent"]);
+    kubectl.ok(&["delete", "pods", "--all", "--wait=true", "--timeout=30s"]);
+}

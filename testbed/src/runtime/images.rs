@@ -18,10 +18,12 @@ pub const PAUSE: &str = "waggle.local/pause:1";
 /// Where the static busybox comes from.
 pub const BUSYBOX_BINARY: &str = "/bin/busybox";
 
+/// (No `wget`: Debian's static busybox crashes in it without the C library's
+/// name-service files, which the image does not have; `nc` does the same job.)
 const APPLETS: &[&str] = &[
-    "sh", "ash", "echo", "cat", "sleep", "ls", "env", "hostname", "ip", "wget", "nc", "httpd",
-    "ps", "date", "true", "false", "printf", "seq", "head", "tail", "grep", "wc", "id", "mkdir",
-    "rm", "touch", "kill", "test", "[", "tr", "pwd",
+    "sh", "ash", "echo", "cat", "sleep", "ls", "env", "hostname", "ip", "nc", "httpd", "ps",
+    "date", "true", "false", "printf", "seq", "head", "tail", "grep", "wc", "id", "mkdir", "rm",
+    "touch", "kill", "test", "[", "tr", "pwd",
 ];
 
 /// A blob of the archive, with the descriptor that names it.
