@@ -177,18 +177,21 @@ async fn scale(
     None
 }
 
-/// A new pod of `set`: the template's labels, annotations and spec, a generated name,
-/// and `set` as its controller.
-fn pod_from_template(set: &ReplicaSet, template: &PodTemplateSpec) -> Pod {
+/// A new pod of `owner`: the template's labels, annotations and spec, a generated
+/// name, and `owner` as its controller.
+pub(crate) fn pod_from_template<K>(owner: &K, template: &PodTemplateSpec) -> Pod
+where
+    K: Resource<DynamicType = ()>,
+{
     let meta = template.metadata.clone().unwrap_or_default();
-    let owner = set.controller_owner_ref(&()).expect("a stored ReplicaSet has a name and uid");
+    let reference = owner.controller_owner_ref(&()).expect("a stored workload has a name and uid");
     Pod {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", set.name_any())),
+            generate_name: Some(format!("{}-", owner.meta().name.clone().unwrap_or_default())),
             labels: meta.labels,
             annotations: meta.annotations,
             finalizers: meta.finalizers,
-            owner_references: Some(vec![owner]),
+            owner_references: Some(vec![reference]),
             ..ObjectMeta::default()
         },
         spec: template.spec.clone(),

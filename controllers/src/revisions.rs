@@ -6,11 +6,12 @@
 //! What a revision is labelled with and what its hash covers differ per workload; the
 //! caller builds a new revision ([`update_revision`] numbers and stores it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -28,6 +29,35 @@ pub fn data(template: &PodTemplateSpec) -> Value {
         map.insert("$patch".into(), json!("replace"));
     }
     json!({"spec": {"template": template}})
+}
+
+/// Revision `number` of `owner` storing `data`, named and labelled (`hash_label`) by
+/// `hash`: owned by the set, with its template's labels and its annotations.
+pub fn new_revision<K>(
+    owner: &K,
+    template_labels: Option<BTreeMap<String, String>>,
+    (hash_label, hash): (&str, String),
+    data: Value,
+    number: i64,
+) -> ControllerRevision
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut labels = template_labels.unwrap_or_default();
+    labels.insert(hash_label.into(), hash.clone());
+    let reference = owner.controller_owner_ref(&()).expect("a stored workload has a name and uid");
+    ControllerRevision {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-{hash}", owner.meta().name.clone().unwrap_or_default())),
+            namespace: owner.meta().namespace.clone(),
+            labels: Some(labels),
+            annotations: owner.meta().annotations.clone(),
+            owner_references: Some(vec![reference]),
+            ..ObjectMeta::default()
+        },
+        data: Some(RawExtension(data)),
+        revision: number,
+    }
 }
 
 /// The template a revision's data restores.

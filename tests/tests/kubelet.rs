@@ -25,6 +25,8 @@ use k8s_openapi::api::core::v1::Pod;
 use waggle_testbed::TestBed;
 use waggle_testbed::runtime::images::BUSYBOX;
 
+/// A container command that runs until it is asked to stop.
+const SLEEPER: &str = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
 const WAIT: Duration = Duration::from_secs(60);
 
 struct Kubectl<'a> {
@@ -109,6 +111,23 @@ impl Kubectl<'_> {
     }
 }
 
+/// A bed of `nodes` nodes and a cluster on it: the server, a containerd and a kubelet
+/// per node and, with `proxies`, a proxy per node. (The cluster is dropped first.)
+fn start(nodes: usize, proxies: bool) -> (TestBed, Cluster) {
+    let bed = TestBed::builder()
+        .nodes(nodes)
+        .build()
+        .expect("building the bed");
+    let cluster = Cluster::start_with(
+        &bed,
+        Parts {
+            proxies,
+            kubelets: true,
+        },
+    );
+    (bed, cluster)
+}
+
 fn pod_manifest(name: &str, restart: &str, script: &str) -> String {
     format!(
         r#"{{"apiVersion": "v1", "kind": "Pod",
@@ -145,17 +164,7 @@ fn main_status(pod: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus>
 
 #[test]
 fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
-    let bed = TestBed::builder()
-        .nodes(1)
-        .build()
-        .expect("building the bed");
-    let cluster = Cluster::start_with(
-        &bed,
-        Parts {
-            proxies: false,
-            kubelets: true,
-        },
-    );
+    let (bed, cluster) = start(1, false);
     let kubectl = Kubectl {
         bed: &bed,
         cluster: &cluster,
@@ -353,26 +362,12 @@ fn assert_websocket_v5(what: &str, log: &str) {
 
 #[test]
 fn kubectl_exec_and_attach_speak_websocket_v5_through_the_kubelets_translator() {
-    let bed = TestBed::builder()
-        .nodes(1)
-        .build()
-        .expect("building the bed");
-    let cluster = Cluster::start_with(
-        &bed,
-        Parts {
-            proxies: false,
-            kubelets: true,
-        },
-    );
+    let (bed, cluster) = start(1, false);
     let kubectl = Kubectl {
         bed: &bed,
         cluster: &cluster,
     };
-    kubectl.apply(&pod_manifest(
-        "shell",
-        "Always",
-        "trap 'exit 0' TERM; while true; do sleep 0.2; done",
-    ));
+    kubectl.apply(&pod_manifest("shell", "Always", SLEEPER));
     kubectl.wait_for("shell", "Ready", ready);
 
     // stdout and stderr each on their channel.
@@ -469,17 +464,7 @@ fn kubectl_exec_and_attach_speak_websocket_v5_through_the_kubelets_translator() 
 
 #[test]
 fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
-    let bed = TestBed::builder()
-        .nodes(1)
-        .build()
-        .expect("building the bed");
-    let cluster = Cluster::start_with(
-        &bed,
-        Parts {
-            proxies: false,
-            kubelets: true,
-        },
-    );
+    let (bed, cluster) = start(1, false);
     let kubectl = Kubectl {
         bed: &bed,
         cluster: &cluster,
@@ -619,7 +604,7 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
             "spec": {{"terminationGracePeriodSeconds": 1,
               "volumes": [{{"name": "settings", "configMap": {{"name": "settings"}}}}],
               "containers": [{{"name": "main", "image": "{BUSYBOX}",
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"],
+                "command": ["sh", "-c", {SLEEPER:?}],
                 "volumeMounts": [{{"name": "settings", "mountPath": "/config"}}]}}]}}}}"#
     ));
     kubectl.wait_for("follower", "Ready", ready);
@@ -665,17 +650,7 @@ fn containers_restart_and_pods_finish_as_their_restart_policy_says() {
 
 #[test]
 fn probes_decide_when_containers_are_started_ready_and_alive() {
-    let bed = TestBed::builder()
-        .nodes(1)
-        .build()
-        .expect("building the bed");
-    let cluster = Cluster::start_with(
-        &bed,
-        Parts {
-            proxies: false,
-            kubelets: true,
-        },
-    );
+    let (bed, cluster) = start(1, false);
     let kubectl = Kubectl {
         bed: &bed,
         cluster: &cluster,
@@ -688,14 +663,13 @@ fn probes_decide_when_containers_are_started_ready_and_alive() {
                                    "ports": [{{"name": "http", "containerPort": 8080}}], {extra}}}]}}}}"#
         )
     };
-    let sleeper = "trap 'exit 0' TERM; while true; do sleep 0.2; done";
     let every_second = r#""periodSeconds": 1, "failureThreshold": 1"#;
 
     // Readiness through exec: unready until the file exists.
     kubectl.apply(&container(
         "gated",
         &format!(r#""readinessProbe": {{"exec": {{"command": ["test", "-f", "/tmp/ready"]}}, {every_second}}}"#),
-        sleeper,
+        SLEEPER,
     ));
     // Readiness through HTTP on a named port.
     kubectl.apply(&container(
@@ -707,13 +681,13 @@ fn probes_decide_when_containers_are_started_ready_and_alive() {
     kubectl.apply(&container(
         "slow",
         r#""startupProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 60}"#,
-        sleeper,
+        SLEEPER,
     ));
     // Alive only while something listens on its port: nothing does.
     kubectl.apply(&container(
         "unhealthy",
         r#""livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 2}"#,
-        sleeper,
+        SLEEPER,
     ));
 
     kubectl.wait_for("served", "Ready", ready);
@@ -834,17 +808,7 @@ fn probes_decide_when_containers_are_started_ready_and_alive() {
 
 #[test]
 fn workloads_run_by_kubelets_on_two_nodes_are_reached_through_their_service() {
-    let bed = TestBed::builder()
-        .nodes(2)
-        .build()
-        .expect("building the bed");
-    let cluster = Cluster::start_with(
-        &bed,
-        Parts {
-            proxies: true,
-            kubelets: true,
-        },
-    );
+    let (bed, cluster) = start(2, true);
     let kubectl = Kubectl {
         bed: &bed,
         cluster: &cluster,
@@ -884,7 +848,7 @@ fn workloads_run_by_kubelets_on_two_nodes_are_reached_through_their_service() {
               "template": {{"metadata": {{"labels": {{"app": "agent"}}}},
                 "spec": {{"terminationGracePeriodSeconds": 1,
                   "containers": [{{"name": "agent", "image": "{BUSYBOX}",
-                    "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}}]}}}}}}}}"#
+                    "command": ["sh", "-c", {SLEEPER:?}]}}]}}}}}}}}"#
     ));
     let rolled = kubectl.run(&["rollout", "status", "daemonset/agent", "--timeout=60s"]);
     assert!(
@@ -910,7 +874,7 @@ fn workloads_run_by_kubelets_on_two_nodes_are_reached_through_their_service() {
         r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "client"}},
             "spec": {{"nodeName": "node0", "terminationGracePeriodSeconds": 1,
               "containers": [{{"name": "main", "image": "{BUSYBOX}",
-                "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]}}]}}}}"#
+                "command": ["sh", "-c", {SLEEPER:?}]}}]}}}}"#
     ));
     kubectl.wait_for("client", "Ready", ready);
     let backends = kubectl.ok(&[

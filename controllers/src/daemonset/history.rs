@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use super::nodes::HASH_LABEL;
 use crate::revisions;
@@ -23,22 +21,8 @@ pub fn hash(set: &DaemonSet) -> String {
 /// A new revision of the set's current template.
 pub fn new_revision(set: &DaemonSet) -> ControllerRevision {
     let template = set.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-    let hash = hash(set);
-    let mut labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-    labels.insert(HASH_LABEL.into(), hash.clone());
-    let owner = set.controller_owner_ref(&()).expect("a stored DaemonSet has a name and uid");
-    ControllerRevision {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{hash}", set.name_any())),
-            namespace: set.namespace(),
-            labels: Some(labels),
-            annotations: set.metadata.annotations.clone(),
-            owner_references: Some(vec![owner]),
-            ..ObjectMeta::default()
-        },
-        data: Some(RawExtension(revisions::data(&template))),
-        revision: 0,
-    }
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
+    revisions::new_revision(set, labels, (HASH_LABEL, hash(set)), revisions::data(&template), 0)
 }
 
 /// The hash a revision is known by.

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec,
     PodTemplateSpec, Toleration,
 };
+use kube::ResourceExt;
 use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
 
 use crate::placement;
 
@@ -142,9 +142,8 @@ pub fn pod_template(set: &DaemonSet, hash: &str) -> PodTemplateSpec {
 /// The set's pod for `node` from `template` (a [`pod_template`]): its required node
 /// affinity replaced by one on the node's name.
 pub fn new_pod(set: &DaemonSet, template: &PodTemplateSpec, node: &str) -> Pod {
-    let meta = template.metadata.clone().unwrap_or_default();
-    let owner = set.controller_owner_ref(&()).expect("a stored DaemonSet has a name and uid");
-    let mut spec = template.spec.clone().unwrap_or_default();
+    let mut pod = crate::replicaset::pod_from_template(set, template);
+    let spec = pod.spec.get_or_insert_with(Default::default);
     let on_node = NodeSelector {
         node_selector_terms: vec![NodeSelectorTerm {
             match_fields: Some(vec![NodeSelectorRequirement {
@@ -160,18 +159,7 @@ pub fn new_pod(set: &DaemonSet, template: &PodTemplateSpec, node: &str) -> Pod {
         .node_affinity
         .get_or_insert_with(NodeAffinity::default)
         .required_during_scheduling_ignored_during_execution = Some(on_node);
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(format!("{}-", set.name_any())),
-            labels: meta.labels,
-            annotations: meta.annotations,
-            finalizers: meta.finalizers,
-            owner_references: Some(vec![owner]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
+    pod
 }
 
 #[cfg(test)]

@@ -2,9 +2,8 @@
 //! the hash of their data, labelled with the template's labels and that hash.
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-use kube::api::{ObjectMeta, Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use crate::Error;
@@ -17,22 +16,8 @@ pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 /// template's labels and the hash, carrying its annotations.
 pub fn new_revision(set: &StatefulSet, data: Value, number: i64, collision_count: i32) -> ControllerRevision {
     let hash = revisions::hash(&data, collision_count);
-    let mut labels =
-        set.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
-    labels.insert(HASH_LABEL.into(), hash.clone());
-    let owner = set.controller_owner_ref(&()).expect("a stored StatefulSet has a name and uid");
-    ControllerRevision {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{hash}", set.name_any())),
-            namespace: set.namespace(),
-            labels: Some(labels),
-            annotations: set.metadata.annotations.clone(),
-            owner_references: Some(vec![owner]),
-            ..ObjectMeta::default()
-        },
-        data: Some(RawExtension(data)),
-        revision: number,
-    }
+    let labels = set.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone());
+    revisions::new_revision(set, labels, (HASH_LABEL, hash), data, number)
 }
 
 /// The revision of the set's current template (see [`revisions::update_revision`]).

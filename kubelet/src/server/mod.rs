@@ -157,3 +157,18 @@ fn flag(query: &QueryPairs, name: &str) -> bool {
 fn value<'a>(query: &'a QueryPairs, name: &str) -> Option<&'a str> {
     query.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
+
+/// Whether the request is a WebSocket upgrade offering one of `protocols`.
+fn websocket_offering(headers: &http::HeaderMap, protocols: &[&str]) -> bool {
+    let websocket = headers
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let offered = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| protocols.contains(&p.trim()));
+    websocket && offered
+}

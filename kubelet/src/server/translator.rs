@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Uri};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
@@ -54,17 +54,7 @@ pub(super) struct Streams {
 /// Whether the request is a WebSocket upgrade offering a protocol translated here;
 /// others go to the runtime as they are.
 pub(super) fn wanted(headers: &HeaderMap) -> bool {
-    let websocket = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
-    let offered = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == V5 || p.trim() == V4);
-    websocket && offered
+    super::websocket_offering(headers, &[V5, V4])
 }
 
 /// Accepts the WebSocket and relays it to the runtime's streaming `url`.

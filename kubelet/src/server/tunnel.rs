@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use http::{HeaderMap, Uri, header};
+use http::{HeaderMap, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::spdy;
@@ -23,17 +23,7 @@ const READ_BUFFER: usize = 32 * 1024;
 
 /// Whether the request is a WebSocket upgrade offering the tunnel's subprotocol.
 pub(super) fn wanted(headers: &HeaderMap) -> bool {
-    let websocket = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
-    let offered = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == PROTOCOL);
-    websocket && offered
+    super::websocket_offering(headers, &[PROTOCOL])
 }
 
 /// Accepts the WebSocket and tunnels it to the runtime's streaming `url`.
