@@ -2,6 +2,7 @@
 //! (adopting or releasing) objects by selector, as kube-controller-manager does.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::{ObjectMeta, Selector, SelectorExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
@@ -142,5 +143,18 @@ mod tests {
         assert_eq!(claim("me", true, &selector, &meta(&[("app", "web")], None)), Claim::Ignore);
         assert_eq!(claim("me", false, &selector, &meta(&[("app", "db")], Some("me"))), Claim::Release);
         assert_eq!(claim("me", false, &selector, &meta(&[("app", "web")], Some("other"))), Claim::Ignore);
+    }
+}
+
+/// Writes an adoption or release patch. `None` when the object went or changed
+/// meanwhile (404, 409): the next pass sees it as it is then.
+pub async fn write_claim<K>(api: &Api<K>, name: &str, patch: &serde_json::Value) -> Result<Option<K>, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(patched) => Ok(Some(patched)),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }

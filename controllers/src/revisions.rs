@@ -123,12 +123,8 @@ where
             Claim::Ignore => continue,
         };
         let release = owners::controller_of(&revision.metadata).is_some();
-        match api.patch(&revision.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(patched) if !release => mine.push(patched),
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => return Err(error.into()),
-        }
+        let patched = owners::write_claim(api, &revision.name_any(), &patch).await?;
+        mine.extend(patched.filter(|_| !release));
     }
     Ok(mine)
 }

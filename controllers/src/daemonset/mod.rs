@@ -190,12 +190,8 @@ async fn claim_pods(set: &DaemonSet, api: &Api<Pod>) -> Result<Vec<Pod>, Error> 
             Claim::Release => owners::release_patch(&pod.metadata, &uid),
             Claim::Ignore => continue,
         };
-        match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(patched) if owners::controller_of(&patched.metadata).is_some_and(|r| r.uid == uid) => mine.push(patched),
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => return Err(error.into()),
-        }
+        let patched = owners::write_claim(api, &pod.name_any(), &patch).await?;
+        mine.extend(patched.filter(|p| owners::controller_of(&p.metadata).is_some_and(|r| r.uid == uid)));
     }
     Ok(mine)
 }

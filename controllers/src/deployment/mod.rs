@@ -74,12 +74,8 @@ async fn claim_sets(d: &Deployment, api: &Api<ReplicaSet>) -> Result<Vec<Replica
             ),
             Claim::Release => owners::release_patch(&rs.metadata, &uid),
         };
-        match api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(patched) if claim == Claim::Adopt => sets.push(patched),
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => return Err(error.into()),
-        }
+        let patched = owners::write_claim(api, &rs.name_any(), &patch).await?;
+        sets.extend(patched.filter(|_| claim == Claim::Adopt));
     }
     Ok(sets)
 }
