@@ -113,6 +113,19 @@ pub fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> serde_json::Value {
     serde_json::json!({"metadata": {"ownerReferences": references, "uid": meta.uid}})
 }
 
+/// Writes an adoption or release patch. `None` when the object went or changed
+/// meanwhile (404, 409): the next pass sees it as it is then.
+pub async fn write_claim<K>(api: &Api<K>, name: &str, patch: &serde_json::Value) -> Result<Option<K>, Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        Ok(patched) => Ok(Some(patched)),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,18 +156,5 @@ mod tests {
         assert_eq!(claim("me", true, &selector, &meta(&[("app", "web")], None)), Claim::Ignore);
         assert_eq!(claim("me", false, &selector, &meta(&[("app", "db")], Some("me"))), Claim::Release);
         assert_eq!(claim("me", false, &selector, &meta(&[("app", "web")], Some("other"))), Claim::Ignore);
-    }
-}
-
-/// Writes an adoption or release patch. `None` when the object went or changed
-/// meanwhile (404, 409): the next pass sees it as it is then.
-pub async fn write_claim<K>(api: &Api<K>, name: &str, patch: &serde_json::Value) -> Result<Option<K>, Error>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
-        Ok(patched) => Ok(Some(patched)),
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(None),
-        Err(error) => Err(error.into()),
     }
 }
