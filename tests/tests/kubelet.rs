@@ -273,6 +273,38 @@ fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
         String::from_utf8_lossy(&wrong.stderr)
     );
 
+    // Files in and out: `kubectl cp` runs tar in the container through exec.
+    let local = tempfile::tempdir().expect("a temporary directory");
+    let source = local.path().join("greeting.txt");
+    std::fs::write(&source, "copied in\n").expect("writing a local file");
+    kubectl.ok(&[
+        "cp",
+        source.to_str().expect("a UTF-8 path"),
+        "talker:/tmp/greeting.txt",
+    ]);
+    assert_eq!(
+        kubectl.ok(&["exec", "talker", "--", "cat", "/tmp/greeting.txt"]),
+        "copied in\n"
+    );
+    kubectl.ok(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo copied out > /tmp/back.txt",
+    ]);
+    let back = local.path().join("back.txt");
+    kubectl.ok(&[
+        "cp",
+        "talker:/tmp/back.txt",
+        back.to_str().expect("a UTF-8 path"),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("the copied file"),
+        "copied out\n"
+    );
+
     // Port-forward to a server in another pod.
     kubectl.apply(&pod_manifest(
         "web",

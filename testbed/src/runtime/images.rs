@@ -23,7 +23,7 @@ pub const BUSYBOX_BINARY: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
     "sh", "ash", "echo", "cat", "sleep", "ls", "env", "hostname", "ip", "nc", "httpd", "ps",
     "date", "true", "false", "printf", "seq", "head", "tail", "grep", "wc", "id", "mkdir", "rm",
-    "touch", "kill", "test", "[", "tr", "pwd",
+    "touch", "kill", "test", "[", "tr", "pwd", "tar",
 ];
 
 /// A blob of the archive, with the descriptor that names it.
