@@ -305,6 +305,39 @@ fn kubectl_reads_logs_execs_and_forwards_ports_to_pods_the_kubelet_runs() {
         "copied out\n"
     );
 
+    // kubectl debug: an ephemeral container in the PID namespace of the target.
+    let image = format!("--image={BUSYBOX}");
+    let debug = [
+        "debug",
+        "talker",
+        &image,
+        "--target=main",
+        "--container=debugger",
+        "--",
+        "ps",
+        "-o",
+        "args",
+    ];
+    kubectl.ok(&debug);
+    kubectl.wait_for("talker", "the debugger finished", |p| {
+        let statuses = p
+            .status
+            .as_ref()
+            .and_then(|s| s.ephemeral_container_statuses.as_ref());
+        statuses.into_iter().flatten().any(|s| {
+            s.name == "debugger"
+                && s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code == 0)
+        })
+    });
+    let seen = kubectl.ok(&["logs", "talker", "-c", "debugger"]);
+    assert!(
+        seen.contains("trap 'exit 0' TERM"),
+        "the debugger sees the target's processes: {seen}"
+    );
+
     // Port-forward to a server in another pod.
     kubectl.apply(&pod_manifest(
         "web",

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use k8s_cri::v1 as cri;
-use k8s_openapi::api::core::v1::{Container, Pod, SecurityContext};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod, PodSpec, SecurityContext};
 
 use crate::runtime::labels;
 
@@ -97,20 +97,8 @@ pub fn sandbox_config(layout: &Layout, pod: &Pod, attempt: u32) -> cri::PodSandb
         })
         .collect();
     let pod_security = spec.security_context.clone().unwrap_or_default();
-    let namespace_mode = |node: bool| if node { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod } as i32;
     let security = cri::LinuxSandboxSecurityContext {
-        namespace_options: Some(cri::NamespaceOption {
-            network: namespace_mode(host_network),
-            pid: if spec.host_pid.unwrap_or(false) {
-                cri::NamespaceMode::Node as i32
-            } else if spec.share_process_namespace.unwrap_or(false) {
-                cri::NamespaceMode::Pod as i32
-            } else {
-                cri::NamespaceMode::Container as i32
-            },
-            ipc: namespace_mode(spec.host_ipc.unwrap_or(false)),
-            ..Default::default()
-        }),
+        namespace_options: Some(namespace_options(&spec)),
         run_as_user: pod_security.run_as_user.map(|value| cri::Int64Value { value }),
         run_as_group: pod_security.run_as_group.map(|value| cri::Int64Value { value }),
         supplemental_groups: pod_security.supplemental_groups.clone().unwrap_or_default(),
@@ -223,7 +211,40 @@ pub struct Resolved {
     pub mounts: Vec<cri::Mount>,
 }
 
-pub fn container_config(pod: &Pod, container: &Container, attempt: u32, resolved: Resolved) -> cri::ContainerConfig {
+/// The namespaces the pod's sandbox and containers share or not, as upstream's: the
+/// node's when `hostNetwork`/`hostPID`/`hostIPC`, else the pod's network and IPC, and
+/// each container its own PIDs unless `shareProcessNamespace`.
+fn namespace_options(spec: &PodSpec) -> cri::NamespaceOption {
+    let namespace_mode = |node: bool| if node { cri::NamespaceMode::Node } else { cri::NamespaceMode::Pod } as i32;
+    cri::NamespaceOption {
+        network: namespace_mode(spec.host_network.unwrap_or(false)),
+        pid: if spec.host_pid.unwrap_or(false) {
+            cri::NamespaceMode::Node as i32
+        } else if spec.share_process_namespace.unwrap_or(false) {
+            cri::NamespaceMode::Pod as i32
+        } else {
+            cri::NamespaceMode::Container as i32
+        },
+        ipc: namespace_mode(spec.host_ipc.unwrap_or(false)),
+        ..Default::default()
+    }
+}
+
+/// An ephemeral container as the container it runs as (the fields they share).
+pub fn ephemeral_as_container(ephemeral: &EphemeralContainer) -> Container {
+    let value = serde_json::to_value(ephemeral).unwrap_or_default();
+    serde_json::from_value(value).unwrap_or_else(|_| Container { name: ephemeral.name.clone(), ..Default::default() })
+}
+
+/// `container`'s config; `pid_target` is the runtime id of the container whose PID
+/// namespace it joins (an ephemeral container's `targetContainerName`).
+pub fn container_config(
+    pod: &Pod,
+    container: &Container,
+    attempt: u32,
+    resolved: Resolved,
+    pid_target: Option<String>,
+) -> cri::ContainerConfig {
     let identity = PodRef::of(pod);
     let mut labels = identity.labels();
     labels.insert(labels::CONTAINER_NAME.into(), container.name.clone());
@@ -246,7 +267,17 @@ pub fn container_config(pod: &Pod, container: &Container, attempt: u32, resolved
         tty: container.tty.unwrap_or(false),
         linux: Some(cri::LinuxContainerConfig {
             resources: Some(resources(container)),
-            security_context: Some(security_context(&security, &pod_security)),
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(match pid_target {
+                    Some(target_id) => cri::NamespaceOption {
+                        pid: cri::NamespaceMode::Target as i32,
+                        target_id,
+                        ..namespace_options(&pod.spec.clone().unwrap_or_default())
+                    },
+                    None => namespace_options(&pod.spec.clone().unwrap_or_default()),
+                }),
+                ..security_context(&security, &pod_security)
+            }),
         }),
         ..Default::default()
     }
@@ -357,8 +388,13 @@ mod tests {
             "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
         }]}));
         let container = &pod.spec.as_ref().unwrap().containers[0];
-        let config =
-            container_config(&pod, container, 3, Resolved { envs: vec![("A".into(), "1".into())], mounts: vec![] });
+        let config = container_config(
+            &pod,
+            container,
+            3,
+            Resolved { envs: vec![("A".into(), "1".into())], mounts: vec![] },
+            None,
+        );
         assert_eq!(config.log_path, "app/3.log");
         assert_eq!(config.command, ["sh"]);
         assert!(config.tty);

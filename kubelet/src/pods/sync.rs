@@ -53,6 +53,8 @@ pub struct PodState {
     failed_pulls: HashMap<String, String>,
     /// The status last written, so an unchanged one is not written again.
     last_status: Option<Value>,
+    /// The ephemeral containers' statuses last written.
+    last_ephemeral: Option<Value>,
     /// Sidecars that have started once: the init containers after them may run.
     sidecars_started: HashSet<String>,
 }
@@ -94,6 +96,19 @@ fn reference(pod: &Pod, field: Option<String>) -> ObjectReference {
         uid: pod.metadata.uid.clone(),
         field_path: field,
         ..Default::default()
+    }
+}
+
+/// Which of the pod's lists names the container: `containers`, `initContainers` or
+/// `ephemeralContainers`.
+fn list_of(pod: &Pod, name: &str) -> &'static str {
+    let spec = pod.spec.as_ref();
+    if spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|l| l.iter().any(|c| c.name == name)) {
+        "initContainers"
+    } else if spec.and_then(|s| s.ephemeral_containers.as_ref()).is_some_and(|l| l.iter().any(|c| c.name == name)) {
+        "ephemeralContainers"
+    } else {
+        "containers"
     }
 }
 
@@ -274,9 +289,57 @@ pub async fn sync(ctx: &Context, pod: &Pod, view: RuntimeView, state: &mut PodSt
         }
         observed_all.push(observed);
     }
+    // Ephemeral containers (`kubectl debug`) run once, never restarted, in the PID
+    // namespace of their target container when they name one.
+    let mut ephemeral = Vec::new();
+    for added in spec.ephemeral_containers.iter().flatten() {
+        let container = spec::ephemeral_as_container(added);
+        let mut observed = run.observe(&container).await?;
+        if observed.current.is_none() && observed.waiting.is_none() && init_done {
+            let target = added.target_container_name.as_deref().and_then(|name| {
+                let running = view
+                    .attempts(&sandbox_id, name)
+                    .into_iter()
+                    .find(|c| c.state == cri::ContainerState::ContainerRunning as i32);
+                running.map(|c| c.id.clone())
+            });
+            run.start_in(&container, 0, &mut observed, state, target).await;
+        }
+        ephemeral.push((container, observed));
+    }
     let progress =
         Progress { sandbox_ready: true, init_done, init_failed, sandbox_created: Some(sandbox_status.created_at) };
-    write_status(ctx, pod, state, progress, &init_observed, &observed_all, &pod_ips).await
+    write_status(ctx, pod, state, progress, &init_observed, &observed_all, &pod_ips).await?;
+    write_ephemeral_status(ctx, pod, state, &ephemeral).await
+}
+
+/// `ephemeralContainerStatuses`, written when they changed.
+async fn write_ephemeral_status(
+    ctx: &Context,
+    pod: &Pod,
+    state: &mut PodState,
+    ephemeral: &[(Container, Observed)],
+) -> Result<(), Error> {
+    if ephemeral.is_empty() {
+        return Ok(());
+    }
+    let statuses: Vec<Value> =
+        ephemeral.iter().map(|(c, o)| status::container_status(c, o, &ctx.runtime_name)).collect();
+    let body = json!({"ephemeralContainerStatuses": statuses});
+    if state.last_ephemeral.as_ref() == Some(&body) {
+        return Ok(());
+    }
+    let identity = PodRef::of(pod);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), identity.namespace);
+    let patch = json!({"metadata": {"uid": identity.uid}, "status": body});
+    match pods.patch_status(identity.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            state.last_ephemeral = Some(patch["status"].clone());
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes the containers' final states of a finished pod; its phase stands.
@@ -410,17 +473,27 @@ impl Runner<'_> {
     }
 
     fn field(&self, container: &Container) -> ObjectReference {
-        let spec = self.pod.spec.as_ref();
-        let init =
-            spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|l| l.iter().any(|c| c.name == container.name));
-        let list = if init { "initContainers" } else { "containers" };
+        let list = list_of(self.pod, &container.name);
         reference(self.pod, Some(format!("spec.{list}{{{}}}", container.name)))
     }
 
     /// Creates and starts attempt `attempt` of a container; on failure records why in
     /// `observed.waiting`.
     async fn start(&mut self, container: &Container, attempt: u32, observed: &mut Observed, state: &mut PodState) {
-        match self.try_start(container, attempt, state).await {
+        self.start_in(container, attempt, observed, state, None).await;
+    }
+
+    /// As [`Runner::start`], the container joining the PID namespace of the container
+    /// `pid_target` (a runtime id) when given.
+    async fn start_in(
+        &mut self,
+        container: &Container,
+        attempt: u32,
+        observed: &mut Observed,
+        state: &mut PodState,
+        pid_target: Option<String>,
+    ) {
+        match self.try_start(container, attempt, state, pid_target).await {
             Ok(status) => {
                 observed.current = Some(status);
                 observed.waiting = None;
@@ -439,6 +512,7 @@ impl Runner<'_> {
         container: &Container,
         attempt: u32,
         state: &mut PodState,
+        pid_target: Option<String>,
     ) -> Result<cri::ContainerStatus, Waiting> {
         let image = container.image.clone().unwrap_or_default();
         let ctx = self.ctx;
@@ -480,7 +554,7 @@ impl Runner<'_> {
             }
             None => Vec::new(),
         };
-        let config = spec::container_config(self.pod, container, attempt, Resolved { envs, mounts });
+        let config = spec::container_config(self.pod, container, attempt, Resolved { envs, mounts }, pid_target);
         let id = ctx
             .runtime
             .create_container(self.sandbox_id, config, self.sandbox_config.clone())
@@ -608,11 +682,7 @@ async fn stop_running(ctx: &Context, pod: &Pod, view: &RuntimeView, grace_second
     // the sidecars, last started first, as upstream's kubelet stops them.
     let (sidecar_containers, others): (Vec<&cri::Container>, Vec<&cri::Container>) =
         running.into_iter().partition(|c| sidecars.contains(&name_of(c).as_str()));
-    let list_of = |c: &cri::Container| {
-        let name = name_of(c);
-        if spec.containers.iter().any(|s| s.name == name) { "containers" } else { "initContainers" }
-    };
-    futures::future::join_all(others.into_iter().map(|c| stop(c, list_of(c)))).await;
+    futures::future::join_all(others.into_iter().map(|c| stop(c, list_of(pod, &name_of(c))))).await;
     for name in sidecars.iter().rev() {
         for c in sidecar_containers.iter().filter(|c| name_of(c) == *name) {
             stop(c, "initContainers").await;
