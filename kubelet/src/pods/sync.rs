@@ -326,15 +326,21 @@ async fn write_ephemeral_status(
     let statuses: Vec<Value> =
         ephemeral.iter().map(|(c, o)| status::container_status(c, o, &ctx.runtime_name)).collect();
     let body = json!({"ephemeralContainerStatuses": statuses});
-    if state.last_ephemeral.as_ref() == Some(&body) {
+    patch_status(ctx, pod, &mut state.last_ephemeral, body).await
+}
+
+/// Writes `body` into the pod's status unless it is what was last written there.
+async fn patch_status(ctx: &Context, pod: &Pod, last: &mut Option<Value>, body: Value) -> Result<(), Error> {
+    if last.as_ref() == Some(&body) {
         return Ok(());
     }
     let identity = PodRef::of(pod);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), identity.namespace);
+    // The uid in the patch makes it apply to this pod only, not a successor of its name.
     let patch = json!({"metadata": {"uid": identity.uid}, "status": body});
     match pods.patch_status(identity.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => {
-            state.last_ephemeral = Some(patch["status"].clone());
+            *last = Some(body);
             Ok(())
         }
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
@@ -639,21 +645,7 @@ async fn write_status(
     if let Some(started) = started {
         body["startTime"] = started;
     }
-    if state.last_status.as_ref() == Some(&body) {
-        return Ok(());
-    }
-    let identity = PodRef::of(pod);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), identity.namespace);
-    // The uid in the patch makes it apply to this pod only, not a successor of its name.
-    let patch = json!({"metadata": {"uid": identity.uid}, "status": body});
-    match pods.patch_status(identity.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => {
-            state.last_status = Some(patch["status"].clone());
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    patch_status(ctx, pod, &mut state.last_status, body).await
 }
 
 /// Stops what still runs of a pod, each container given `grace_seconds`.
