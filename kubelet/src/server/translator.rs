@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
@@ -106,10 +106,6 @@ impl Ids {
 
 #[derive(Debug, thiserror::Error)]
 enum OpenError {
-    #[error("runtime streaming URL {url:?}: {message}")]
-    Url { url: String, message: String },
-    #[error("{0}")]
-    Dial(String),
     #[error(transparent)]
     Spdy(#[from] spdy::Error),
     #[error("the runtime refused the {0} stream")]
@@ -165,11 +161,7 @@ async fn relay(socket: WebSocket, url: String, streams: Streams, v5: bool) {
 
 /// Upgrades to SPDY at `url` and opens the streams, in upstream's client's order.
 async fn open(url: &str, streams: Streams) -> Result<(Runtime, Ids), OpenError> {
-    let target: Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| OpenError::Url { url: url.to_owned(), message: e.to_string() })?;
-    let sender = super::streams::dial(&target).await.map_err(OpenError::Dial)?;
-    let mut runtime = spdy::upgrade(sender, &target, V4).await?;
+    let mut runtime = Session::new(spdy::connect(url, V4).await?)?;
     let stream_type = |kind: &str| vec![("streamtype".to_owned(), kind.to_owned())];
     let mut ids = Ids { error: runtime.open(stream_type("error")).await?, ..Ids::default() };
     let wanted = [

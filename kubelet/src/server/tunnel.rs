@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use http::{HeaderMap, Uri};
+use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::spdy;
@@ -38,19 +38,9 @@ pub(super) async fn serve(request: Request, url: String) -> Response {
         .on_upgrade(move |socket| relay(socket, url))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum TunnelError {
-    #[error("runtime streaming URL {url:?}: {message}")]
-    Url { url: String, message: String },
-    #[error("{0}")]
-    Dial(String),
-    #[error(transparent)]
-    Spdy(#[from] spdy::Error),
-}
-
 async fn relay(socket: WebSocket, url: String) {
     let (mut to_client, mut from_client) = socket.split();
-    let runtime = match connect(&url).await {
+    let runtime = match spdy::connect(&url, PORT_FORWARD).await {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::warn!(error = %e, "port-forward: reaching the runtime's streaming server");
@@ -93,14 +83,6 @@ async fn relay(socket: WebSocket, url: String) {
         () = upstream => {}
         () = downstream => {}
     }
-}
-
-async fn connect(url: &str) -> Result<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>, TunnelError> {
-    let target: Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| TunnelError::Url { url: url.to_owned(), message: e.to_string() })?;
-    let sender = super::streams::dial(&target).await.map_err(TunnelError::Dial)?;
-    Ok(spdy::upgrade_connection(sender, &target, PORT_FORWARD).await?)
 }
 
 #[cfg(test)]

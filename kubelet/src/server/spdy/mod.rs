@@ -2,7 +2,7 @@
 //! (containerd's, which knows remote-command streams only over SPDY with
 //! `v4.channel.k8s.io`) when it translates a WebSocket session for it.
 //!
-//! - [`upgrade`]: the HTTP/1.1 upgrade (`Upgrade: SPDY/3.1`, `X-Stream-Protocol-Version`);
+//! - [`connect`]: the HTTP/1.1 upgrade (`Upgrade: SPDY/3.1`, `X-Stream-Protocol-Version`);
 //! - [`Session`]: streams opened, data sent and half-closed, the server's frames as
 //!   [`Event`]s;
 //! - `frame`: the framing, `headers`: the zlib-compressed name/value blocks.
@@ -13,7 +13,6 @@ mod session;
 
 use axum::body::Body;
 use http::{StatusCode, Uri, header};
-use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
@@ -37,6 +36,10 @@ pub enum Error {
     Closed,
     #[error("no stream ids left on the SPDY connection")]
     StreamsExhausted,
+    #[error("runtime streaming URL {url:?}: {message}")]
+    Url { url: String, message: String },
+    #[error("{0}")]
+    Dial(String),
     #[error("upgrading to SPDY/3.1: {0}")]
     Upgrade(String),
     #[error("the streaming server answered {status}: {message}")]
@@ -45,23 +48,13 @@ pub enum Error {
     Protocol { offered: &'static str, chosen: String },
 }
 
-/// Upgrades the HTTP/1.1 connection `sender` speaks on to SPDY/3.1 for `target`, with
-/// the stream protocol `protocol`; the server must choose it.
-pub async fn upgrade(
-    sender: SendRequest<Body>,
-    target: &Uri,
-    protocol: &'static str,
-) -> Result<Session<TokioIo<Upgraded>>, Error> {
-    Session::new(upgrade_connection(sender, target, protocol).await?)
-}
-
-/// As [`upgrade`], but the connection is left as it is, for a caller that has its
-/// own SPDY client on the other end (a tunnel).
-pub async fn upgrade_connection(
-    mut sender: SendRequest<Body>,
-    target: &Uri,
-    protocol: &'static str,
-) -> Result<TokioIo<Upgraded>, Error> {
+/// Dials the runtime's streaming server at `url` and upgrades the connection to
+/// SPDY/3.1 with the stream protocol `protocol`, which the server must choose. The
+/// connection is returned as it is: a [`Session`] over it, or a tunnel's own client.
+pub async fn connect(url: &str, protocol: &'static str) -> Result<TokioIo<Upgraded>, Error> {
+    let target: Uri =
+        url.parse().map_err(|e: http::uri::InvalidUri| Error::Url { url: url.to_owned(), message: e.to_string() })?;
+    let mut sender = super::streams::dial(&target).await.map_err(Error::Dial)?;
     let authority = target.authority().map(|a| a.as_str()).unwrap_or_default();
     let request = http::Request::post(target.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header(header::HOST, authority)
