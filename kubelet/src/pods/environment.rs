@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVarSource, Pod, Secret, Service};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -41,7 +41,7 @@ impl Sources {
     }
 
     /// A ConfigMap's data (binary data as bytes), or `None` when it does not exist.
-    pub async fn config_map(&mut self, name: &str) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
+    async fn config_map(&mut self, name: &str) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
         if !self.read_config_maps.contains_key(name) {
             let read = self.config_maps.get_opt(name).await.map_err(|e| ConfigError(e.to_string()))?;
             self.read_config_maps.insert(name.to_owned(), read);
@@ -75,8 +75,16 @@ impl Sources {
         Ok(by_name.values().flat_map(service_link_vars).collect())
     }
 
+    /// The named source's data, or `None` when it does not exist.
+    pub async fn data(&mut self, kind: Kind, name: &str) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
+        match kind {
+            Kind::ConfigMap => self.config_map(name).await,
+            Kind::Secret => self.secret(name).await,
+        }
+    }
+
     /// A Secret's data, or `None` when it does not exist.
-    pub async fn secret(&mut self, name: &str) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
+    async fn secret(&mut self, name: &str) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
         if !self.read_secrets.contains_key(name) {
             let read = self.secrets.get_opt(name).await.map_err(|e| ConfigError(e.to_string()))?;
             self.read_secrets.insert(name.to_owned(), read);
@@ -114,26 +122,14 @@ pub async fn resolve(
         };
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
-        if let Some(source) = &from.config_map_ref {
-            match sources.config_map(&source.name).await? {
-                Some(data) => {
-                    for (key, value) in sorted(data) {
-                        set(&mut env, format!("{prefix}{key}"), String::from_utf8_lossy(&value).into_owned());
-                    }
-                }
-                None if source.optional == Some(true) => {}
-                None => return Err(ConfigError(format!("configmap \"{}\" not found", source.name))),
-            }
-        }
-        if let Some(source) = &from.secret_ref {
-            match sources.secret(&source.name).await? {
-                Some(data) => {
-                    for (key, value) in sorted(data) {
-                        set(&mut env, format!("{prefix}{key}"), String::from_utf8_lossy(&value).into_owned());
-                    }
-                }
-                None if source.optional == Some(true) => {}
-                None => return Err(ConfigError(format!("secret \"{}\" not found", source.name))),
+        let refs = [
+            from.config_map_ref.as_ref().map(|r| (Kind::ConfigMap, r.name.as_str(), r.optional)),
+            from.secret_ref.as_ref().map(|r| (Kind::Secret, r.name.as_str(), r.optional)),
+        ];
+        for (kind, name, optional) in refs.into_iter().flatten() {
+            let data = sources.data(kind, name).await?;
+            for (key, value) in sorted(required(data, kind, name, optional)?.unwrap_or_default()) {
+                set(&mut env, format!("{prefix}{key}"), String::from_utf8_lossy(&value).into_owned());
             }
         }
     }
@@ -147,35 +143,16 @@ pub async fn resolve(
             if let Some(field) = &from.field_ref {
                 field_value(pod, &field.field_path, addresses)
                     .ok_or_else(|| ConfigError(format!("unsupported fieldPath: {}", field.field_path)))?
-            } else if let Some(key) = &from.config_map_key_ref {
-                match sources.config_map(&key.name).await? {
-                    Some(data) => match data.get(&key.key) {
-                        Some(value) => String::from_utf8_lossy(value).into_owned(),
-                        None if key.optional == Some(true) => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in ConfigMap {namespace}/{}",
-                                key.key, key.name
-                            )));
-                        }
-                    },
-                    None if key.optional == Some(true) => continue,
-                    None => return Err(ConfigError(format!("configmap \"{}\" not found", key.name))),
-                }
-            } else if let Some(key) = &from.secret_key_ref {
-                match sources.secret(&key.name).await? {
-                    Some(data) => match data.get(&key.key) {
-                        Some(value) => String::from_utf8_lossy(value).into_owned(),
-                        None if key.optional == Some(true) => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in Secret {namespace}/{}",
-                                key.key, key.name
-                            )));
-                        }
-                    },
-                    None if key.optional == Some(true) => continue,
-                    None => return Err(ConfigError(format!("secret \"{}\" not found", key.name))),
+            } else if let Some((kind, name, key, optional)) = key_ref(from) {
+                let data = sources.data(kind, name).await?;
+                let Some(data) = required(data, kind, name, optional)? else { continue };
+                match data.get(key) {
+                    Some(value) => String::from_utf8_lossy(value).into_owned(),
+                    None if optional == Some(true) => continue,
+                    None => {
+                        let title = kind.title();
+                        return Err(ConfigError(format!("couldn't find key {key} in {title} {namespace}/{name}")));
+                    }
                 }
             } else if let Some(resource) = &from.resource_field_ref {
                 resource_value(container, &resource.resource)
@@ -229,6 +206,54 @@ fn service_link_vars(service: &Service) -> Vec<(String, String)> {
         vars.push((format!("{link}_ADDR"), ip.to_owned()));
     }
     vars
+}
+
+/// The two sources of configuration data a pod refers to by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    /// As upstream's messages name it in lower case (`configmap "x" not found`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+}
+
+/// A source's data when it exists; a missing one is `None` if `optional`, else
+/// upstream's error (`configmap "x" not found`).
+pub fn required(
+    data: Option<HashMap<String, Vec<u8>>>,
+    kind: Kind,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<HashMap<String, Vec<u8>>>, ConfigError> {
+    match data {
+        Some(data) => Ok(Some(data)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(ConfigError(format!("{} \"{name}\" not found", kind.noun()))),
+    }
+}
+
+/// A `configMapKeyRef` or `secretKeyRef`: its kind, source name, key and optional.
+fn key_ref(from: &EnvVarSource) -> Option<(Kind, &str, &str, Option<bool>)> {
+    if let Some(r) = &from.config_map_key_ref {
+        return Some((Kind::ConfigMap, r.name.as_str(), r.key.as_str(), r.optional));
+    }
+    let r = from.secret_key_ref.as_ref()?;
+    Some((Kind::Secret, r.name.as_str(), r.key.as_str(), r.optional))
 }
 
 fn sorted(data: HashMap<String, Vec<u8>>) -> Vec<(String, Vec<u8>)> {

@@ -20,7 +20,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use super::environment::{Addresses, ConfigError, Sources, field_value, resource_value};
+use super::environment::{Addresses, ConfigError, Kind, Sources, field_value, required, resource_value};
 
 /// The directory of one pod's volumes: `<root>/pods/<uid>/volumes`.
 pub fn pod_volumes_dir(root: &Path, uid: &str) -> PathBuf {
@@ -173,13 +173,11 @@ async fn payload(
 ) -> Result<Option<(&'static str, Option<i32>, Vec<VolumeFile>)>, ConfigError> {
     let mut files: Vec<VolumeFile> = Vec::new();
     let (plugin, default_mode) = if let Some(source) = &volume.config_map {
-        let data = sources.config_map(&source.name).await?;
-        files.extend(project(data, &source.items, source.optional, "configmap", &source.name)?);
+        files.extend(project(sources, Kind::ConfigMap, &source.name, &source.items, source.optional).await?);
         ("configmap", source.default_mode)
     } else if let Some(source) = &volume.secret {
         let name = source.secret_name.clone().unwrap_or_default();
-        let data = sources.secret(&name).await?;
-        files.extend(project(data, &source.items, source.optional, "secret", &name)?);
+        files.extend(project(sources, Kind::Secret, &name, &source.items, source.optional).await?);
         ("secret", source.default_mode)
     } else if let Some(source) = &volume.downward_api {
         files.extend(downward(pod, source.items.iter().flatten(), addresses)?);
@@ -187,12 +185,10 @@ async fn payload(
     } else if let Some(source) = &volume.projected {
         for projection in source.sources.iter().flatten() {
             if let Some(cm) = &projection.config_map {
-                let data = sources.config_map(&cm.name).await?;
-                files.extend(project(data, &cm.items, cm.optional, "configmap", &cm.name)?);
+                files.extend(project(sources, Kind::ConfigMap, &cm.name, &cm.items, cm.optional).await?);
             }
             if let Some(secret) = &projection.secret {
-                let data = sources.secret(&secret.name).await?;
-                files.extend(project(data, &secret.items, secret.optional, "secret", &secret.name)?);
+                files.extend(project(sources, Kind::Secret, &secret.name, &secret.items, secret.optional).await?);
             }
             if let Some(api) = &projection.downward_api {
                 files.extend(downward(pod, api.items.iter().flatten(), addresses)?);
@@ -302,19 +298,14 @@ struct VolumeFile {
 
 /// The files of a ConfigMap or Secret: every key, or the listed items under their
 /// paths; a missing source or item is an error unless optional.
-fn project(
-    data: Option<HashMap<String, Vec<u8>>>,
+async fn project(
+    sources: &mut Sources,
+    kind: Kind,
+    name: &str,
     items: &Option<Vec<KeyToPath>>,
     optional: Option<bool>,
-    kind: &str,
-    name: &str,
 ) -> Result<Vec<VolumeFile>, ConfigError> {
-    let Some(data) = data else {
-        if optional == Some(true) {
-            return Ok(Vec::new());
-        }
-        return Err(ConfigError(format!("{kind} \"{name}\" not found")));
-    };
+    let Some(data) = required(sources.data(kind, name).await?, kind, name, optional)? else { return Ok(Vec::new()) };
     match items {
         None => {
             let mut files: Vec<_> =
@@ -329,8 +320,9 @@ fn project(
                     Some(v) => files.push(VolumeFile { path: item.path.clone(), content: v.clone(), mode: item.mode }),
                     None if optional == Some(true) => {}
                     None => {
-                        let what = if kind == "secret" { "secret key" } else { "config key" };
-                        return Err(ConfigError(format!("{kind} references non-existent {what}: {}", item.key)));
+                        let (noun, what) =
+                            (kind.noun(), if kind == Kind::Secret { "secret key" } else { "config key" });
+                        return Err(ConfigError(format!("{noun} references non-existent {what}: {}", item.key)));
                     }
                 }
             }
