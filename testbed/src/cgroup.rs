@@ -121,6 +121,32 @@ pub fn members_recursive(path: &Path) -> Vec<i32> {
     pids
 }
 
+/// A mounted cgroup hierarchy: the machine's cgroup2 (and the bed's mounts of it), or
+/// one of a hybrid host's v1 hierarchies.
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    pub v1: bool,
+}
+
+/// Every mounted cgroup hierarchy, from /proc/self/mountinfo.
+pub fn hierarchies() -> Vec<Hierarchy> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let v1 = match right.split_whitespace().next()? {
+                "cgroup" => true,
+                "cgroup2" => false,
+                _ => return None,
+            };
+            Some(Hierarchy {
+                mount: PathBuf::from(left.split_whitespace().nth(4)?),
+                v1,
+            })
+        })
+        .collect()
+}
+
 /// The `cgroup.procs` file of a cgroup directory.
 pub fn procs_file(cgroup: &Path) -> PathBuf {
     cgroup.join("cgroup.procs")

@@ -42,13 +42,20 @@ pub fn sweep(cgroup_root: &Path) -> SweepReport {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut report = SweepReport::default();
 
-    // Cgroups first: killing their members releases the namespaces they hold.
-    for entry in list(cgroup_root) {
-        if dead_owner(&entry) {
-            let path = cgroup_root.join(&entry);
-            match cgroup::remove_tree(&path) {
-                Ok(()) => report.cgroups.push(path),
-                Err(error) => tracing::warn!(%error, "sweep: cgroup"),
+    // Cgroups first: killing their members releases the namespaces they hold. The
+    // v1 hierarchies of a hybrid host hold what runc made there for a bed's pods.
+    let v1 = cgroup::hierarchies()
+        .into_iter()
+        .filter(|h| h.v1)
+        .map(|h| h.mount);
+    for root in std::iter::once(cgroup_root.to_owned()).chain(v1) {
+        for entry in list(&root) {
+            if dead_owner(&entry) {
+                let path = root.join(&entry);
+                match cgroup::remove_tree(&path) {
+                    Ok(()) => report.cgroups.push(path),
+                    Err(error) => tracing::warn!(%error, "sweep: cgroup"),
+                }
             }
         }
     }

@@ -40,12 +40,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !new.is_empty() {
         bail!("the tests left these behind: {new:?}");
     }
-    eprintln!("test: nothing left behind (network namespaces, /sys/fs/bpf, cgroup mounts)");
+    eprintln!("test: nothing left behind (network namespaces, /sys/fs/bpf, cgroup mounts, cgroups)");
     Ok(())
 }
 
-/// Test-made objects visible on the machine: network namespaces, pinned BPF objects
-/// and cgroup2 mounts.
+/// Test-made objects visible on the machine: network namespaces, pinned BPF objects,
+/// cgroup2 mounts and cgroups.
 fn leftovers() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     if let Ok(entries) = std::fs::read_dir("/run/netns") {
@@ -63,6 +63,20 @@ fn leftovers() -> BTreeSet<String> {
                 .filter(|point| *point != "/sys/fs/cgroup/unified")
                 .map(|point| format!("cgroup2 mount {point}")),
         );
+        // Cgroups at the top of the machine's hierarchies (v1 ones included: runc
+        // makes the bed pods' cgroups there on a hybrid host).
+        let hierarchies =
+            mounts.lines().filter(|line| matches!(line.split_whitespace().nth(2), Some("cgroup" | "cgroup2")));
+        for point in hierarchies.filter_map(|line| line.split_whitespace().nth(1)) {
+            if !point.starts_with("/sys/fs/cgroup") {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(point) else {
+                continue;
+            };
+            let dirs = entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir()));
+            found.extend(dirs.map(|e| format!("cgroup {point}/{}", e.file_name().to_string_lossy())));
+        }
     }
     found
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::members::Node;
 use crate::process::Spawned;
 use crate::{TestBed, TestBedError};
+use crate::{cgroup, sweep};
 
 use super::images;
 
@@ -251,66 +252,37 @@ fn cni_config(dir: &Path, network: std::net::Ipv4Addr, prefix: u8) -> String {
     .to_string()
 }
 
-/// Where cgroup hierarchies are mounted.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fs_type = right.split_whitespace().next()?;
-            (fs_type == "cgroup" || fs_type == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
-        })
-        .collect()
-}
-
 fn cgroup_members(relative: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for mount in cgroup_mounts() {
-        collect_members(&mount.join(relative.trim_start_matches('/')), &mut pids);
-    }
+    let mut pids: Vec<i32> = cgroup::hierarchies()
+        .iter()
+        .flat_map(|h| cgroup::members_recursive(&h.mount.join(relative.trim_start_matches('/'))))
+        .collect();
     pids.sort_unstable();
     pids.dedup();
     pids
 }
 
-fn collect_members(dir: &Path, pids: &mut Vec<i32>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        pids.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-    }
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            collect_members(&entry.path(), pids);
-        }
-    }
-}
-
 fn remove_cgroups(relative: &str) {
     // Everything below the node's cgroup that containerd's pods made, in every
-    // hierarchy; the node cgroup itself (v2) is the bed's.
-    for mount in cgroup_mounts() {
-        remove_tree(&mount.join(relative.trim_start_matches('/')));
-    }
-}
-
-fn remove_tree(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_tree(&entry.path());
+    // hierarchy. In cgroup2 the node's cgroup and those above it are the bed's; in a
+    // hybrid host's v1 hierarchies runc made them for the pods, so they go too, as far
+    // up as they are empty (the bed's other nodes may still use the top one).
+    let relative = Path::new(relative.trim_start_matches('/'));
+    for hierarchy in cgroup::hierarchies() {
+        let pods = hierarchy.mount.join(relative);
+        if let Err(e) = cgroup::remove_tree(&pods) {
+            tracing::warn!(error = %e, "removing the pods' cgroups");
         }
-    }
-    for _ in 0..20 {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            // Busy while its killed processes are reaped.
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        if hierarchy.v1 {
+            let above = pods
+                .ancestors()
+                .skip(1)
+                .take_while(|dir| *dir != hierarchy.mount);
+            for dir in above {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -339,14 +311,7 @@ fn kill(pid: i32) {
 /// Unmounts every mount below `dir`, deepest first (what a killed kubelet or
 /// containerd left mounted there).
 pub fn unmount_below(dir: &Path) {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(4).map(PathBuf::from))
-        .filter(|point| point.starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+    for point in sweep::mounts_under(dir) {
+        let _ = cgroup::unmount(&point);
     }
 }
